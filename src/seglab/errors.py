@@ -1,0 +1,17 @@
+"""Errors a user causes (bad config, missing data). The CLI prints them without a traceback."""
+
+
+class SeglabError(Exception):
+    """A problem the user can fix; its message says what was wrong and what was expected."""
+
+
+class ConfigError(SeglabError):
+    """A config value is invalid or inconsistent with another one."""
+
+
+class DatasetNotFoundError(SeglabError):
+    """A dataset root is missing or not laid out as the publisher ships it."""
+
+
+class BadSampleError(SeglabError):
+    """A data file cannot be used (unreadable, wrong size, label out of range)."""
