@@ -1,2 +1,3 @@
 """seglab: image segmentation experiment platform."""
+
 __version__ = "0.1.0"

@@ -1,0 +1,22 @@
+"""Model factories. A model config names its task; the rest is passed to the factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra.utils
+from torch import nn
+
+from seglab.models.smp_models import build_smp_model
+
+# Keys of a model config that describe the model rather than configure its factory.
+DESCRIPTIVE_KEYS = ("task", "name", "channels_last")
+
+
+def build_model(model_cfg: dict[str, Any]) -> nn.Module:
+    """Instantiate a model config (a plain dict or DictConfig) without its descriptive keys."""
+    factory_cfg = {k: v for k, v in dict(model_cfg).items() if k not in DESCRIPTIVE_KEYS}
+    return hydra.utils.instantiate(factory_cfg, _convert_="all")
+
+
+__all__ = ["DESCRIPTIVE_KEYS", "build_model", "build_smp_model"]

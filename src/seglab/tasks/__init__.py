@@ -1,0 +1,20 @@
+"""LightningModules, one per kind of segmentation; a model config's `task` key picks one."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+
+from seglab.errors import ConfigError
+from seglab.tasks.semantic import SemanticSegmentationTask
+
+TASKS: dict[str, type[pl.LightningModule]] = {"semantic": SemanticSegmentationTask}
+
+
+def task_class(name: str) -> type[pl.LightningModule]:
+    """The LightningModule class for `model.task`."""
+    if name not in TASKS:
+        raise ConfigError(f"model.task={name!r}; expected one of {sorted(TASKS)}")
+    return TASKS[name]
+
+
+__all__ = ["TASKS", "SemanticSegmentationTask", "task_class"]

@@ -1,0 +1,60 @@
+"""The end-of-run console report: overall and per-class metrics, checkpoint, MLflow run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+OVERALL = ("mIoU", "mF1", "mAcc", "aAcc", "FWIoU", "loss")
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def metrics_tables(
+    metrics: Mapping[str, float], stage: str, class_names: Sequence[str]
+) -> list[Table]:
+    """An overall table and, when the classes are few enough to read, a per-class one."""
+    overall = Table(title=f"{stage} metrics (last epoch)", title_justify="left")
+    overall.add_column("metric")
+    overall.add_column("value", justify="right")
+    for key in OVERALL:
+        if f"{stage}/{key}" in metrics:
+            overall.add_row(f"{stage}/{key}", _fmt(metrics[f"{stage}/{key}"]))
+    tables = [overall]
+    if len(class_names) <= 60:
+        per_class = Table(title=f"{stage} per class", title_justify="left")
+        for col in ("class", "IoU", "F1", "Acc"):
+            per_class.add_column(col, justify="left" if col == "class" else "right")
+        for name in class_names:
+            per_class.add_row(
+                name, *(_fmt(metrics.get(f"{stage}/{m}/{name}")) for m in ("IoU", "F1", "Acc"))
+            )
+        tables.append(per_class)
+    return tables
+
+
+def print_run_summary(
+    console: Console,
+    metrics: Mapping[str, float],
+    class_names: Sequence[str],
+    best_ckpt: str | None,
+    best_score: float | None,
+    run_id: str | None,
+    tracking_uri: str | None,
+    stage: str = "val",
+) -> None:
+    for table in metrics_tables(metrics, stage, class_names):
+        console.print(table)
+    if best_ckpt:
+        console.print(f"best checkpoint: [bold]{best_ckpt}[/] (val/mIoU {_fmt(best_score)})")
+    if run_id:
+        console.print(f"MLflow run: [bold]{run_id}[/] in {tracking_uri}")
+        if tracking_uri and tracking_uri.startswith("sqlite:"):
+            console.print("open it with: [bold]make ui[/] → http://127.0.0.1:5000")
+        elif tracking_uri:
+            console.print(f"open it with: mlflow ui --backend-store-uri {tracking_uri}")

@@ -1,0 +1,127 @@
+"""`python train.py ...`: compose → DataModule → Task → Trainer → MLflow."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import hydra.utils
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import LearningRateMonitor, ProgressBar
+from rich.console import Console
+
+from seglab.cli.common import hydra_choices, hydra_overrides, output_dir, report_user_errors
+from seglab.cli.summary import print_run_summary
+from seglab.errors import ConfigError
+from seglab.tasks import task_class
+from seglab.tracking.logger import SeglabMLFlowLogger
+from seglab.tracking.naming import run_name
+from seglab.tracking.provenance import provenance_tags
+from seglab.tracking.store import resolve_tracking_uri
+
+# The data config keys a task needs; they travel inside every checkpoint.
+DATA_INFO_KEYS = (
+    "name", "num_classes", "class_names", "palette", "ignore_index", "in_channels", "mean", "std"
+)  # fmt: skip
+RUN_FILE = "mlflow_run.json"  # in the output dir: which MLflow run this output belongs to
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Inconsistencies that would otherwise surface deep inside training."""
+    if cfg.model.get("num_classes") is not None and cfg.model.num_classes != cfg.data.num_classes:
+        raise ConfigError(
+            f"model.num_classes={cfg.model.num_classes} but data.num_classes={cfg.data.num_classes} "
+            f"({cfg.data.name}); leave model.num_classes at its default ${{data.num_classes}}"
+        )
+    weights = cfg.loss.get("class_weights")
+    if weights is not None and len(weights) != cfg.data.num_classes:
+        raise ConfigError(
+            f"loss.class_weights has {len(weights)} values; data.num_classes={cfg.data.num_classes}"
+        )
+
+
+def build_task(container: dict[str, Any]) -> pl.LightningModule:
+    """The task named by `model.task`, built from plain (checkpoint-safe) config dicts."""
+    data_info = {key: container["data"][key] for key in DATA_INFO_KEYS}
+    cls = task_class(container["model"].get("task", "semantic"))
+    return cls(
+        model=container["model"],
+        loss=container["loss"],
+        optim=container["optim"],
+        scheduler=container["scheduler"],
+        data=data_info,
+    )
+
+
+def build_logger(cfg: DictConfig, out_dir: Path) -> SeglabMLFlowLogger:
+    uri, artifact_location = resolve_tracking_uri(cfg.logger.tracking_uri, cfg.paths.mlflow_dir)
+    choices = hydra_choices()
+    return SeglabMLFlowLogger(
+        experiment_name=cfg.logger.experiment_name,
+        run_name=cfg.logger.run_name or run_name(cfg, choices),
+        tracking_uri=uri,
+        artifact_location=artifact_location,
+        tags=provenance_tags(Path(cfg.paths.root_dir), hydra_overrides(), out_dir),
+        synchronous=cfg.logger.synchronous,
+    )
+
+
+def start_tracking(logger: SeglabMLFlowLogger, container: dict[str, Any], out_dir: Path) -> None:
+    """Create the MLflow run, log the resolved config, remember the run id in the output dir."""
+    config_path = out_dir / "config.yaml"
+    config_path.write_text(OmegaConf.to_yaml(container))
+    logger.log_hyperparams(container)
+    logger.log_artifact(str(config_path), "config")
+    run_file = {"run_id": logger.run_id, "tracking_uri": logger._tracking_uri}
+    (out_dir / RUN_FILE).write_text(json.dumps(run_file, indent=2))
+
+
+@report_user_errors
+def train(cfg: DictConfig) -> float | None:
+    """Fit (and optionally test); returns the best val/mIoU for sweepers."""
+    check_config(cfg)
+    pl.seed_everything(cfg.seed, workers=True)
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    out_dir = output_dir(cfg)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    task = build_task(container)
+    callbacks = [
+        hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c and c.get("_target_")
+    ]
+    fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
+    logger = None if fast_dev_run else build_logger(cfg, out_dir)
+    if logger is None:  # Lightning refuses a learning-rate monitor without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if cfg.trainer.get("enable_progress_bar") is False:  # ... and a progress bar when told none
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=logger if logger is not None else False
+    )
+    if logger is not None and trainer.is_global_zero:
+        start_tracking(logger, container, out_dir)
+
+    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    if cfg.test_after_fit and not fast_dev_run:
+        trainer.test(task, datamodule=datamodule, ckpt_path="best")
+
+    ckpt = trainer.checkpoint_callback
+    best_score = ckpt.best_model_score if ckpt is not None else None
+    best = float(best_score) if best_score is not None else None
+    if trainer.is_global_zero:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        print_run_summary(
+            Console(),
+            metrics,
+            task.class_names,
+            best_ckpt=ckpt.best_model_path if ckpt is not None else None,
+            best_score=best,
+            run_id=logger.run_id if logger is not None else None,
+            tracking_uri=logger._tracking_uri if logger is not None else None,
+        )
+    if best is None:
+        best = float(trainer.callback_metrics.get("val/mIoU", math.nan))
+    return best

@@ -1,0 +1,106 @@
+"""One LightningDataModule for every semantic dataset: the dataset class comes from config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+from seglab.data.transforms import build_transform
+from seglab.errors import ConfigError
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """Builds train/val/test datasets from `dataset(split=..., transform=...)`.
+
+    The class metadata (names, palette, ignore index) lives here too, so the task, the metrics
+    and the overlays all read it from one place: the data config.
+    """
+
+    def __init__(
+        self,
+        dataset: Callable[..., Dataset],
+        name: str,
+        num_classes: int,
+        class_names: Sequence[str],
+        palette: Sequence[Sequence[int]],
+        ignore_index: int = 255,
+        in_channels: int = 3,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        splits: dict[str, str] | None = None,
+        train_transforms: Sequence[Any] | None = None,
+        val_transforms: Sequence[Any] | None = None,
+        batch_size: int = 8,
+        val_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        prepare: Callable[[], Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__()
+        if len(class_names) != num_classes:
+            raise ConfigError(
+                f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}"
+            )
+        self.dataset_factory = dataset
+        self.name = name
+        self.num_classes = num_classes
+        self.class_names = list(class_names)
+        self.palette = [tuple(c) for c in palette]
+        self.ignore_index = ignore_index
+        self.in_channels = in_channels
+        self.mean, self.std = list(mean), list(std)
+        self.splits = {"train": "train", "val": "val", "test": "val", **(splits or {})}
+        self.train_transform = build_transform(train_transforms, mean, std)
+        self.val_transform = build_transform(val_transforms, mean, std)
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.prepare = prepare
+        self.extra = extra
+        self.train_dataset: Dataset | None = None
+        self.val_dataset: Dataset | None = None
+        self.test_dataset: Dataset | None = None
+
+    def prepare_data(self) -> None:
+        # Runs once per node (rank 0): generate or cache data before any rank reads it.
+        if self.prepare is not None:
+            self.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.train_dataset = self.make_dataset("train")
+        if stage in (None, "fit", "validate"):
+            self.val_dataset = self.make_dataset("val")
+        if stage in (None, "test"):
+            self.test_dataset = self.make_dataset("test")
+
+    def make_dataset(self, role: str) -> Dataset:
+        """The dataset for a role (train/val/test) with that role's split and transform."""
+        transform = self.train_transform if role == "train" else self.val_transform
+        return self.dataset_factory(split=self.splits[role], transform=transform)
+
+    def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
+        assert dataset is not None, "call setup() first"
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.val_batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, train=False)

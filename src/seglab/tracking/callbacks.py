@@ -1,0 +1,85 @@
+"""Lightning callback that puts images and the best checkpoint into the MLflow run."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from seglab.tracking.logger import SeglabMLFlowLogger
+from seglab.tracking.plots import save_confusion_matrix, save_overlay_grid
+from seglab.visualize import denormalize
+
+
+def _mlflow_logger(trainer: pl.Trainer) -> SeglabMLFlowLogger | None:
+    return next((lg for lg in trainer.loggers if isinstance(lg, SeglabMLFlowLogger)), None)
+
+
+class MLflowArtifacts(pl.Callback):
+    """Confusion matrix + prediction overlays every N val epochs, best checkpoint at the end.
+
+    Overlays use a fixed, evenly spaced set of val images so that successive refreshes show
+    the same scenes. Rank 0 only; nothing runs during the sanity check.
+    """
+
+    def __init__(self, num_overlay_images: int = 6, every_n_epochs: int = 1) -> None:
+        self.num_overlay_images = num_overlay_images
+        self.every_n_epochs = max(1, every_n_epochs)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        logger = _mlflow_logger(trainer)
+        if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        last_epoch = trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
+        if trainer.current_epoch % self.every_n_epochs and not last_epoch:
+            return
+        self.log_images(trainer, pl_module, logger)
+
+    def log_images(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, logger: SeglabMLFlowLogger
+    ) -> None:
+        data = pl_module.hparams["data"]
+        with tempfile.TemporaryDirectory() as tmp:
+            matrix = getattr(pl_module, "last_matrix", {}).get("val")
+            if matrix is not None:
+                path = save_confusion_matrix(
+                    matrix.numpy(), data["class_names"], Path(tmp) / "confusion_matrix.png"
+                )
+                logger.log_artifact(str(path), "plots")
+            dataset = (
+                getattr(trainer.datamodule, "val_dataset", None) if trainer.datamodule else None
+            )
+            if dataset is not None and len(dataset) and self.num_overlay_images:
+                path = self._overlay_grid(pl_module, dataset, data, Path(tmp) / "val_overlays.png")
+                logger.log_artifact(str(path), "plots")
+
+    def _overlay_grid(
+        self, pl_module: pl.LightningModule, dataset: Any, data: dict[str, Any], path: Path
+    ) -> Path:
+        count = min(self.num_overlay_images, len(dataset))
+        indices = np.linspace(0, len(dataset) - 1, count).round().astype(int)
+        samples = [dataset[int(i)] for i in indices]
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():  # one image at a time: val images may differ in size
+            preds = [
+                pl_module(s["image"][None].to(pl_module.device)).argmax(dim=1)[0].cpu().numpy()
+                for s in samples
+            ]
+        pl_module.train(was_training)
+        rgb = [denormalize(s["image"].numpy(), data["mean"], data["std"]) for s in samples]
+        truths = [s["mask"].numpy() for s in samples]
+        return save_overlay_grid(rgb, truths, preds, data["palette"], data["ignore_index"], path)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        logger = _mlflow_logger(trainer)
+        ckpt = trainer.checkpoint_callback
+        if logger is None or not trainer.is_global_zero or ckpt is None:
+            return
+        best = getattr(ckpt, "best_model_path", "")
+        if best and Path(best).is_file():
+            logger.log_artifact(best, "checkpoints")
