@@ -19,7 +19,7 @@ def metrics_tables(
     metrics: Mapping[str, float], stage: str, class_names: Sequence[str]
 ) -> list[Table]:
     """An overall table and, when the classes are few enough to read, a per-class one."""
-    overall = Table(title=f"{stage} metrics (last epoch)", title_justify="left")
+    overall = Table(title=f"{stage} metrics", title_justify="left")
     overall.add_column("metric")
     overall.add_column("value", justify="right")
     for key in OVERALL:

@@ -22,7 +22,8 @@ from seglab.tracking.naming import run_name
 from seglab.tracking.provenance import provenance_tags
 from seglab.tracking.store import resolve_tracking_uri
 
-# The data config keys a task needs; they travel inside every checkpoint.
+# The data config keys every task reads (the whole data config travels in each checkpoint, so
+# eval/predict can rebuild the dataset and its normalisation from the checkpoint alone).
 DATA_INFO_KEYS = (
     "name", "num_classes", "class_names", "palette", "ignore_index", "in_channels", "mean", "std"
 )  # fmt: skip
@@ -45,14 +46,16 @@ def check_config(cfg: DictConfig) -> None:
 
 def build_task(container: dict[str, Any]) -> pl.LightningModule:
     """The task named by `model.task`, built from plain (checkpoint-safe) config dicts."""
-    data_info = {key: container["data"][key] for key in DATA_INFO_KEYS}
+    missing = [key for key in DATA_INFO_KEYS if key not in container["data"]]
+    if missing:
+        raise ConfigError(f"the data config lacks {', '.join('data.' + k for k in missing)}")
     cls = task_class(container["model"].get("task", "semantic"))
     return cls(
         model=container["model"],
         loss=container["loss"],
         optim=container["optim"],
         scheduler=container["scheduler"],
-        data=data_info,
+        data=container["data"],
     )
 
 
@@ -101,8 +104,12 @@ def train(cfg: DictConfig) -> float | None:
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=logger if logger is not None else False
     )
-    if logger is not None and trainer.is_global_zero:
-        start_tracking(logger, container, out_dir)
+    if trainer.is_global_zero:
+        # Data problems surface here, before an MLflow run exists (other ranks check in fit).
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        if logger is not None:
+            start_tracking(logger, container, out_dir)
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if cfg.test_after_fit and not fast_dev_run:

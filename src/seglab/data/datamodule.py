@@ -72,11 +72,13 @@ class SegmentationDataModule(pl.LightningDataModule):
             self.prepare()
 
     def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit"):
+        # Idempotent: train.py sets up once before the MLflow run exists, so a bad dataset root
+        # fails before anything is recorded; Lightning's own call then finds it done.
+        if stage in (None, "fit") and self.train_dataset is None:
             self.train_dataset = self.make_dataset("train")
-        if stage in (None, "fit", "validate"):
+        if stage in (None, "fit", "validate") and self.val_dataset is None:
             self.val_dataset = self.make_dataset("val")
-        if stage in (None, "test"):
+        if stage in (None, "test") and self.test_dataset is None:
             self.test_dataset = self.make_dataset("test")
 
     def make_dataset(self, role: str) -> Dataset:

@@ -15,6 +15,8 @@ from seglab.metrics import ConfusionMatrix, segmentation_scores
 from seglab.models import build_model
 from seglab.optim import build_scheduler
 
+OUTPUT_STRIDE = 32  # smp encoders downsample by up to 2**5
+
 
 class SemanticSegmentationTask(pl.LightningModule):
     """Everything is built from plain config dicts, which are also the checkpoint's hparams.
@@ -49,16 +51,25 @@ class SemanticSegmentationTask(pl.LightningModule):
         self.last_matrix: dict[str, Tensor] = {}
 
     def forward(self, image: Tensor) -> Tensor:
-        """Logits at the input's resolution."""
+        """Logits at the input's resolution, for any input size.
+
+        smp encoders need sides divisible by their output stride (32), so the input is padded
+        (reflect) and the logits cropped back; a no-op for training crops of a suitable size.
+        """
+        height, width = image.shape[-2:]
+        pad_h, pad_w = (-height) % OUTPUT_STRIDE, (-width) % OUTPUT_STRIDE
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
         logits = self.net(image.contiguous(memory_format=self.memory_format))
         if logits.shape[-2:] != image.shape[-2:]:
             logits = F.interpolate(
                 logits, size=image.shape[-2:], mode="bilinear", align_corners=False
             )
-        return logits
+        return logits[..., :height, :width]
 
     def _logits_and_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        logits = self.net(batch["image"].contiguous(memory_format=self.memory_format))
+        logits = self(batch["image"])
         mask = batch["mask"]
         if logits.shape[-2:] != mask.shape[-2:]:
             logits = F.interpolate(

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.=,+-]+", "-", text).strip("-")
+    return re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", text).strip("-")
 
 
 def run_name(cfg: Mapping[str, Any], choices: Mapping[str, Any]) -> str:

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from seglab.visualize import colorize, overlay  # noqa: E402
+from seglab.visualize import colorize  # noqa: E402
 
 
 def save_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], path: Path) -> Path:
@@ -58,15 +58,23 @@ def save_overlay_grid(
     palette: Sequence[Sequence[int]],
     ignore_index: int | None,
     path: Path,
-    alpha: float = 0.6,
+    min_side: int = 160,
 ) -> Path:
-    """One row per sample: image | truth | prediction, masks blended in the dataset's palette."""
+    """One row per sample: image | truth | prediction, masks in the dataset's palette.
+
+    Small images are enlarged (nearest neighbour, so mask edges stay exact) to be legible.
+    """
     rows = []
     for image, truth, pred in zip(images, truths, predictions, strict=True):
-        truth_rgb = overlay(image, colorize(truth, palette, ignore_index), alpha)
-        pred_rgb = overlay(image, colorize(pred, palette, ignore_index), alpha)
-        gap = np.full((image.shape[0], 4, 3), 255, dtype=np.uint8)
-        rows.append(np.concatenate([image, gap, truth_rgb, gap, pred_rgb], axis=1))
+        scale = max(1, -(-min_side // min(image.shape[:2])))
+        tiles = [
+            image,
+            colorize(truth, palette, ignore_index),
+            colorize(pred, palette, ignore_index),
+        ]
+        tiles = [t.repeat(scale, axis=0).repeat(scale, axis=1) for t in tiles]
+        gap = np.full((tiles[0].shape[0], 4, 3), 255, dtype=np.uint8)
+        rows.append(np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1))
     width = max(r.shape[1] for r in rows)
     padded = [
         np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows
