@@ -132,3 +132,30 @@ def test_experiment_presets_compose(tmp_path: Path) -> None:
     assert presets, "experiments/ has no preset"
     for name in presets:
         compose_train([f"experiment={name}"], output_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["fast_dev_run", "overfit"])
+def test_debug_presets_compose(name: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"debug={name}"], output_dir=tmp_path)
+    assert cfg.trainer.fast_dev_run if name == "fast_dev_run" else cfg.trainer.overfit_batches > 0
+
+
+def test_trainer_arguments_pass_through(tmp_path: Path) -> None:
+    cfg = compose_train(
+        ["trainer.limit_train_batches=4", "trainer.max_epochs=3", "trainer.accelerator=cpu"],
+        output_dir=tmp_path,
+    )
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
+    assert trainer.max_epochs == 3 and trainer.limit_train_batches == 4
+
+
+def test_pretrained_weights_offline_give_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    from seglab.models import build_smp_model
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(
+        ConfigError, match="(?s)model.encoder_weights=.imagenet.*model.encoder_weights=null"
+    ):
+        build_smp_model("unet", "resnet18", encoder_weights="imagenet", num_classes=3)
