@@ -28,6 +28,16 @@ def _user_error(error: BaseException) -> SeglabError | None:
     return None
 
 
+def _message(error: SeglabError) -> str:
+    """The error's own words; a DataLoader worker prefixes them with its traceback: drop it."""
+    text = str(error)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]  # "seglab.errors.BadSampleError: <message>"
+        head, _, message = last.partition(": ")
+        return message if head.endswith(type(error).__name__) else last
+    return text
+
+
 def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     """Errors the user can fix → a red message and exit code 2; anything else → traceback."""
 
@@ -39,7 +49,7 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
             user_error = _user_error(error)
             if user_error is None:
                 raise
-            console.print(f"[bold red]error:[/] {user_error}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {_message(user_error)}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
     return wrapper

@@ -1,0 +1,23 @@
+"""How user errors read on the console."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_errors_from_loader_workers_are_reported_without_their_traceback() -> None:
+    from torch.utils.data import DataLoader, Dataset
+
+    from seglab.cli.common import _message
+    from seglab.errors import BadSampleError
+
+    class Broken(Dataset):
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, index: int) -> None:
+            raise BadSampleError("/d/a.png: label values [30] outside 0..5")
+
+    with pytest.raises(BadSampleError) as caught:
+        next(iter(DataLoader(Broken(), num_workers=1)))
+    assert _message(caught.value) == "/d/a.png: label values [30] outside 0..5"
