@@ -49,7 +49,9 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
             user_error = _user_error(error)
             if user_error is None:
                 raise
-            console.print(f"[bold red]error:[/] {_message(user_error)}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[bold red]error:[/] {_message(user_error)}", highlight=False, soft_wrap=True
+            )
             sys.exit(2)
 
     return wrapper
