@@ -78,7 +78,7 @@ def start_tracking(logger: SeglabMLFlowLogger, container: dict[str, Any], out_di
     config_path.write_text(OmegaConf.to_yaml(container))
     logger.log_hyperparams(container)
     logger.log_artifact(str(config_path), "config")
-    run_file = {"run_id": logger.run_id, "tracking_uri": logger._tracking_uri}
+    run_file = {"run_id": logger.run_id, "tracking_uri": logger.tracking_uri}
     (out_dir / RUN_FILE).write_text(json.dumps(run_file, indent=2))
 
 
@@ -127,7 +127,7 @@ def train(cfg: DictConfig) -> float | None:
             best_ckpt=ckpt.best_model_path if ckpt is not None else None,
             best_score=best,
             run_id=logger.run_id if logger is not None else None,
-            tracking_uri=logger._tracking_uri if logger is not None else None,
+            tracking_uri=logger.tracking_uri if logger is not None else None,
         )
     if best is None:
         best = float(trainer.callback_metrics.get("val/mIoU", math.nan))

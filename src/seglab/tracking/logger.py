@@ -21,6 +21,11 @@ class SeglabMLFlowLogger(MLFlowLogger):
     Lightning's own logger cuts every value to 250 characters and keeps Hydra's `_target_` keys.
     """
 
+    @property
+    def tracking_uri(self) -> str:
+        """Where this run is recorded."""
+        return self._tracking_uri
+
     @rank_zero_only
     def log_hyperparams(self, params: Mapping[str, Any] | Namespace) -> None:
         if isinstance(params, Namespace):
