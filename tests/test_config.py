@@ -159,3 +159,26 @@ def test_pretrained_weights_offline_give_a_clear_message(monkeypatch: pytest.Mon
         ConfigError, match="(?s)model.encoder_weights=.imagenet.*model.encoder_weights=null"
     ):
         build_smp_model("unet", "resnet18", encoder_weights="imagenet", num_classes=3)
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seglab import resolvers
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolvers.auto_precision("auto") == "16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolvers.auto_precision("gpu") == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(resolvers, "_cpu_has_native_bf16", lambda: False)
+    assert resolvers.auto_precision("auto") == "32-true"
+    monkeypatch.setattr(resolvers, "_cpu_has_native_bf16", lambda: True)
+    assert resolvers.auto_precision("cpu") == "bf16-mixed"
+
+
+def test_precision_is_resolved_in_the_config_and_overridable(tmp_path: Path) -> None:
+    from seglab.resolvers import auto_precision
+
+    assert compose_train([], output_dir=tmp_path).trainer.precision == auto_precision("auto")
+    cfg = compose_train(["trainer.precision=32-true"], output_dir=tmp_path)
+    assert cfg.trainer.precision == "32-true"

@@ -30,7 +30,7 @@ from seglab.errors import ConfigError, SeglabError
 SYNTHETIC_CLASSES: tuple[str, ...] = ("background", "disc", "square", "triangle", "ring", "star")
 SYNTHETIC_PALETTE: list[tuple[int, int, int]] = voc_palette(len(SYNTHETIC_CLASSES))
 # Bump whenever the drawing changes, so existing copies are regenerated.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 5
 MANIFEST = "seglab_synthetic.json"
 ID_FORMAT = "synth_{:06d}"
 

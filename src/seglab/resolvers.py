@@ -1,0 +1,32 @@
+"""OmegaConf resolvers used by seglab's configs; registered when `seglab` is imported."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+
+def _cpu_has_native_bf16() -> bool:
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu, no public API
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def auto_precision(accelerator: str = "auto") -> str:
+    """Lightning precision for the hardware: bf16 where it is native, else the safe choice.
+
+    bf16-mixed on GPUs with bf16 (Ampere on) and on CPUs with AVX-512 BF16 / AMX (≈ 1.5× faster
+    training there); 16-mixed on older GPUs; 32-true on other CPUs, where bf16 is emulated.
+    """
+    import torch
+
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if accelerator in ("auto", "cpu") and _cpu_has_native_bf16():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def register_resolvers() -> None:
+    """Idempotent: safe to call from every entry point and test."""
+    OmegaConf.register_new_resolver("seglab.auto_precision", auto_precision, replace=True)
