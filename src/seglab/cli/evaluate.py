@@ -24,7 +24,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     data_cfg["train_transforms"] = []
     datamodule = hydra.utils.instantiate(OmegaConf.create(data_cfg))
     trainer = pl.Trainer(
-        accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False
+        accelerator=cfg.accelerator,
+        devices=1,
+        precision=cfg.precision,
+        logger=False,
+        enable_checkpointing=False,
     )
     (metrics,) = trainer.test(task, datamodule=datamodule, verbose=False)
     console = Console()
