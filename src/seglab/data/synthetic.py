@@ -60,9 +60,9 @@ _MIN_VISIBLE = 0.5  # an occluded object keeps at least this fraction of its are
 
 def ensure_synthetic_voc(
     root: str | Path,
-    num_train: int = 400,
+    num_train: int = 1000,
     num_val: int = 100,
-    image_size: int = 128,
+    image_size: int = 64,
     seed: int = 0,
 ) -> Path:
     """Generate the dataset into `root/VOCdevkit/VOC2012/` unless an identical one is there.
