@@ -38,7 +38,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         pin_memory: bool = False,
         prepare: Callable[[], Any] | None = None,
-        **extra: Any,
+        **extra: Any,  # dataset-specific keys other entries interpolate (e.g. image_size)
     ) -> None:
         super().__init__()
         if len(class_names) != num_classes:
@@ -61,7 +61,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.prepare = prepare
-        self.extra = extra
+        self.extra = extra  # kept for inspection; the DataModule itself does not read them
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
