@@ -81,7 +81,7 @@ class SemanticSegmentationTask(pl.LightningModule):
         _, loss = self._logits_and_loss(batch)
         bs = batch["image"].shape[0]
         # Exact names: `train/loss` is the epoch mean, `train/loss_step` the per-step curve.
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=bs)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
         self.log(
             "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs
         )
@@ -107,9 +107,11 @@ class SemanticSegmentationTask(pl.LightningModule):
         # Classes absent from labels and predictions have no score: leave gaps, not fake zeros.
         finite = {f"{stage}/{k}": v for k, v in scores.items() if math.isfinite(v)}
         miou = finite.pop(f"{stage}/mIoU", None)
-        self.log_dict(finite)
+        # Already equal on every rank (the matrix was summed); sync_dist only keeps Lightning from
+        # warning and guarantees ModelCheckpoint sees the same value everywhere.
+        self.log_dict(finite, sync_dist=True)
         if miou is not None:
-            self.log(f"{stage}/mIoU", miou, prog_bar=True)
+            self.log(f"{stage}/mIoU", miou, prog_bar=True, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_scores("val", self.val_matrix)
