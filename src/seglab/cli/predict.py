@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import albumentations as A
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -12,6 +13,7 @@ from PIL import Image
 from rich.progress import track
 
 from seglab.cli.common import report_user_errors
+from seglab.data.transforms import build_transform
 from seglab.errors import SeglabError
 from seglab.tasks.checkpoint import load_task
 from seglab.visualize import colorize, overlay, palette_array
@@ -40,12 +42,9 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_mask(task: torch.nn.Module, rgb: np.ndarray) -> np.ndarray:
-    """Class ids (H×W) at the image's own size, normalised as the checkpoint was trained."""
-    data = task.hparams["data"]
-    mean = torch.tensor(data["mean"]).view(3, 1, 1)
-    std = torch.tensor(data["std"]).view(3, 1, 1)
-    image = (torch.from_numpy(rgb).permute(2, 0, 1).float() / 255 - mean) / std
+def predict_mask(task: torch.nn.Module, rgb: np.ndarray, normalize: A.Compose) -> np.ndarray:
+    """Class ids (H×W) at the image's own size."""
+    image = normalize(image=rgb)["image"]
     logits = task(image[None].to(task.device))
     return logits.argmax(dim=1)[0].cpu().numpy().astype(np.uint8)
 
@@ -63,11 +62,13 @@ def predict(cfg: DictConfig) -> list[Path]:
         )
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The checkpoint's own normalisation, through the pipeline validation used.
+    normalize = build_transform(None, data["mean"], data["std"])
     flat_palette = palette_array(data["palette"], data["ignore_index"]).reshape(-1).tolist()
     written = []
     for path in track(images, description="predicting"):
         rgb = read_rgb(path)
-        mask = predict_mask(task, rgb)
+        mask = predict_mask(task, rgb, normalize)
         mask_image = Image.fromarray(mask, mode="P")
         mask_image.putpalette(flat_palette)
         mask_path = out_dir / f"{path.stem}_mask.png"

@@ -13,8 +13,8 @@ from seglab.errors import SeglabError
 REQUIRED_HPARAMS = ("model", "loss", "data")
 
 
-def read_hparams(ckpt_path: str | Path) -> dict[str, Any]:
-    """The hyperparameters stored in a checkpoint (plain containers)."""
+def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, opened with `weights_only=True`, checked to be seglab's."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise SeglabError(f"ckpt_path={str(path)!r}: no such file (expected a .ckpt from train.py)")
@@ -30,16 +30,17 @@ def read_hparams(ckpt_path: str | Path) -> dict[str, Any]:
             f"ckpt_path={str(path)!r} is not a seglab checkpoint: its hyper_parameters lack "
             f"{', '.join(REQUIRED_HPARAMS)}"
         )
-    return hparams
+    return ckpt
 
 
 def load_task(
     ckpt_path: str | Path, map_location: str | torch.device = "cpu"
 ) -> pl.LightningModule:
-    """Rebuild the task (model, loss, class metadata) from the checkpoint alone."""
+    """Rebuild the task (model, loss, class metadata) from the checkpoint alone, reading it once."""
     from seglab.tasks import task_class
 
-    hparams = read_hparams(ckpt_path)
-    cls = task_class(hparams["model"].get("task", "semantic"))
-    task = cls.load_from_checkpoint(ckpt_path, map_location=map_location, weights_only=True)
-    return task.eval()
+    ckpt = read_checkpoint(ckpt_path)
+    hparams = ckpt["hyper_parameters"]
+    task = task_class(hparams["model"].get("task", "semantic"))(**hparams)
+    task.load_state_dict(ckpt["state_dict"])
+    return task.to(map_location).eval()
