@@ -68,3 +68,73 @@ def run_entry_point(
     return subprocess.run(
         cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
+    """One short `train.py` run (1 epoch, 64 px synthetic) shared by eval/predict/export tests.
+
+    Returns the checkpoint, its output dir, the MLflow store and the val/mIoU it logged last.
+    """
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    tmp = tmp_path_factory.mktemp("tiny_ckpt")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    args = [
+        *TINY_DATA, f"data.root={tiny_synthetic_root}", "trainer.max_epochs=1",
+        "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
+        "callbacks.mlflow_artifacts.num_overlay_images=0", "optim.lr=0.001",
+    ]  # fmt: skip
+    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    out = tmp / "run"
+    run_id = json.loads((out / "mlflow_run.json").read_text())["run_id"]
+    history = MlflowClient(uri).get_metric_history(run_id, "val/mIoU")
+    return {
+        "ckpt": out / "checkpoints" / "last.ckpt",
+        "out": out,
+        "tracking_uri": uri,
+        "run_id": run_id,
+        "val_miou": sorted(history, key=lambda m: m.step)[-1].value,
+        "data_root": tiny_synthetic_root,
+    }
+
+
+# Sweeps and DDP: the fastest jobs that still train, validate, checkpoint and log. Small encoder
+# and fp32: bf16 autocast on CPU spends seconds compiling kernels on a 2-step run.
+FAST_JOB = [
+    *TINY_DATA,
+    "model.encoder=mobilenet_v2",
+    "trainer.precision=32-true",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=1",
+    "trainer.limit_val_batches=1",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_progress_bar=false",
+    "callbacks.mlflow_artifacts=null",  # plots are tested elsewhere; here they only cost time
+]
+
+
+def run_multirun(
+    args: Sequence[str], sweep_dir: Path, tracking_uri: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """`python train.py -m <args>` with its sweep dir and MLflow store pinned under a tmp dir."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri}
+    cmd = [sys.executable, str(ROOT / "train.py"), "-m", *args, f"hydra.sweep.dir={sweep_dir}"]
+    return subprocess.run(
+        cmd, cwd=sweep_dir.parent, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def sweep_store(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
+    """One finished 2x2 grid sweep (model x loss) in its own MLflow store, shared by the sweep,
+    compare and MLflow UI tests."""
+    tmp = tmp_path_factory.mktemp("grid")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    args = ["model=unet,fpn", "loss=ce,dice", *FAST_JOB, f"data.root={tiny_synthetic_root}"]
+    proc = run_multirun(args, tmp / "sweep", uri)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return {"uri": uri, "sweep_dir": tmp / "sweep", "proc": proc, "experiment": "synthetic"}

@@ -161,7 +161,8 @@ def test_predict_writes_masks_at_the_input_size(trained: dict, tmp_path: Path) -
         "predict.py", [f"ckpt_path={ckpt}", f"input={inputs}", f"output={out}"], tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for stem, size in (("a", (90, 70)), ("b", (33, 45)), ("c", (50, 40))):
+    # subfolders of the input are mirrored in the output
+    for stem, size in (("a", (90, 70)), ("nested/b", (33, 45)), ("c", (50, 40))):
         mask = Image.open(out / f"{stem}_mask.png")
         assert mask.mode == "P" and mask.size == size
         assert np.array(mask).max() < 6

@@ -15,3 +15,15 @@ class DatasetNotFoundError(SeglabError):
 
 class BadSampleError(SeglabError):
     """A data file cannot be used (unreadable, wrong size, label out of range)."""
+
+
+class TrackingStoreError(SeglabError):
+    """The MLflow tracking store cannot be reached or written."""
+
+
+class TrainingDivergedError(SeglabError):
+    """The training loss became NaN or infinite."""
+
+
+class ResumeError(SeglabError):
+    """`resume=<dir>` does not point at a run that can be continued."""

@@ -27,6 +27,14 @@ def auto_precision(accelerator: str = "auto") -> str:
     return "32-true"
 
 
+def voc_palette(n: int) -> list[list[int]]:
+    """The VOC colormap's first n colours, for datasets without an official palette."""
+    from seglab.data.voc import voc_palette as palette
+
+    return [list(c) for c in palette(int(n))]
+
+
 def register_resolvers() -> None:
     """Idempotent: safe to call from every entry point and test."""
     OmegaConf.register_new_resolver("seglab.auto_precision", auto_precision, replace=True)
+    OmegaConf.register_new_resolver("seglab.voc_palette", voc_palette, replace=True)

@@ -1,7 +1,8 @@
-"""`python eval.py ckpt_path=...`: a checkpoint's metrics on a split of its dataset."""
+"""`python eval.py ckpt_path=...`: a checkpoint's metrics on a split of its (or another) dataset."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hydra.utils
@@ -9,19 +10,47 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from seglab.cli.common import report_user_errors
-from seglab.cli.summary import metrics_tables
-from seglab.tasks.checkpoint import load_task
+from seglab.cli.common import hydra_overrides, output_dir, report_user_errors
+from seglab.cli.eval_report import eval_tables, overall_metrics, per_class_rows, write_reports
+from seglab.tasks.checkpoint import check_class_count, load_task, read_checkpoint
+from seglab.tracking.evaluation import log_evaluation_run
+from seglab.tracking.provenance import provenance_tags
+
+
+def eval_data_config(cfg: DictConfig, trained: dict[str, Any]) -> dict[str, Any]:
+    """The data config to score: `data=<name>` composes a whole one, else the checkpoint's own
+    with the non-null `data.*` overrides; `split` picks the split the test loop reads."""
+    if "_target_" in cfg.data:  # a data group was chosen on the command line
+        data: dict[str, Any] = OmegaConf.to_container(cfg.data, resolve=True)  # type: ignore[assignment]
+    else:
+        data = dict(trained)
+        data.update({k: v for k, v in cfg.data.items() if v is not None})
+    splits = {"train": "train", "val": "val", "test": "val", **(data.get("splits") or {})}
+    # A role (train/val/test) maps through the dataset's own split names; anything else is one.
+    data["splits"] = {**splits, "test": splits.get(cfg.split, cfg.split)}
+    data["train_transforms"] = []
+    return data
+
+
+def chosen_model(cfg: DictConfig, data: dict[str, Any]) -> dict[str, Any] | None:
+    """`model=<name>` given to eval.py, resolved against the scored data (None: the ckpt's)."""
+    if cfg.get("model") is None:
+        return None
+    root = OmegaConf.create({"data": data, "model": OmegaConf.to_container(cfg.model)})
+    return OmegaConf.to_container(root.model, resolve=True)  # type: ignore[return-value]
 
 
 @report_user_errors
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Run the test loop of the checkpoint's task on `split`; print and return `test/...`."""
-    task = load_task(cfg.ckpt_path)
-    data_cfg: dict[str, Any] = dict(task.hparams["data"])
-    data_cfg.update({k: v for k, v in cfg.data.items() if v is not None})
-    data_cfg["splits"] = {**data_cfg.get("splits", {}), "test": cfg.split}
-    data_cfg["train_transforms"] = []
+    """Run the test loop of the checkpoint's task on `split`; print, save, log and return it."""
+    ckpt_path = Path(cfg.ckpt_path)
+    ckpt = read_checkpoint(ckpt_path)
+    hparams = ckpt["hyper_parameters"]
+    data_cfg = eval_data_config(cfg, hparams["data"])
+    check_class_count(hparams, data_cfg, ckpt_path)
+    infer = OmegaConf.to_container(cfg.infer, resolve=True) if cfg.get("infer") else None
+    model = chosen_model(cfg, data_cfg)
+    task = load_task(ckpt_path, model=model, infer=infer, ckpt=ckpt)  # type: ignore[arg-type]
     datamodule = hydra.utils.instantiate(OmegaConf.create(data_cfg))
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,
@@ -29,10 +58,40 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         precision=cfg.precision,
         logger=False,
         enable_checkpointing=False,
+        enable_progress_bar=cfg.progress_bar,
     )
     (metrics,) = trainer.test(task, datamodule=datamodule, verbose=False)
+    matrix = task.last_matrix.get("test")
+    rows = per_class_rows(metrics, task.class_names, matrix.numpy() if matrix is not None else None)
+    overall = overall_metrics(metrics)
+    out_dir = output_dir(cfg)
+    info = {
+        "ckpt_path": str(ckpt_path.resolve()),
+        "data": data_cfg["name"],
+        "root": data_cfg.get("root"),
+        "split": cfg.split,
+        "infer": task.infer_settings.mode if hasattr(task, "infer_settings") else None,
+    }
+    files = write_reports(out_dir, overall, rows, info)
+
     console = Console()
-    console.print(f"checkpoint: {cfg.ckpt_path}  split: {cfg.split}  data: {data_cfg['name']}")
-    for table in metrics_tables(metrics, "test", task.class_names):
+    split = data_cfg["splits"]["test"]
+    named = f" ({split})" if split != cfg.split else ""
+    console.print(f"checkpoint: {ckpt_path}  data: {data_cfg['name']}  split: {cfg.split}{named}")
+    for table in eval_tables(overall, rows):
         console.print(table)
+    console.print(f"written: {', '.join(str(f) for f in files)}")
+    if cfg.log_mlflow:
+        run_id, uri = log_evaluation_run(
+            ckpt_path,
+            {k: float(v) for k, v in metrics.items()},
+            params={**info, "infer": infer or {}},
+            artifacts=files,
+            tags=provenance_tags(Path(cfg.paths.root_dir), hydra_overrides(), out_dir),
+            run_name=f"eval-{cfg.split}",
+            tracking_uri=cfg.tracking_uri,
+            store_dir=cfg.paths.mlflow_dir,
+            experiment_name=data_cfg["name"],
+        )
+        console.print(f"MLflow evaluation run: [bold]{run_id}[/] in {uri}")
     return metrics

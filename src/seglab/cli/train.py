@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
+import signal
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +13,23 @@ import hydra.utils
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ProgressBar
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
 from seglab.cli.common import hydra_choices, hydra_overrides, output_dir, report_user_errors
+from seglab.cli.resume import Resumed, load_resume, reopen_run
 from seglab.cli.summary import print_run_summary
+from seglab.cli.sweep_job import optimized_value, sweep_job
+from seglab.data.stats import resolve_auto_class_weights
+from seglab.distributed import check_no_relaunch, multirun_safe_trainer
 from seglab.errors import ConfigError
 from seglab.tasks import task_class
 from seglab.tracking.logger import SeglabMLFlowLogger
 from seglab.tracking.naming import run_name
 from seglab.tracking.provenance import provenance_tags
-from seglab.tracking.store import resolve_tracking_uri
+from seglab.tracking.secrets import mask_paths, masked_paths, redact_config, redact_params
+from seglab.tracking.store import check_tracking_store, resolve_tracking_uri
+from seglab.tracking.sweep import child_logger_kwargs
 
 # The data config keys every task reads (the whole data config travels in each checkpoint, so
 # eval/predict can rebuild the dataset and its normalisation from the checkpoint alone).
@@ -56,62 +65,90 @@ def build_task(container: dict[str, Any]) -> pl.LightningModule:
         optim=container["optim"],
         scheduler=container["scheduler"],
         data=container["data"],
+        infer=container.get("infer"),
     )
 
 
-def build_logger(cfg: DictConfig, out_dir: Path) -> SeglabMLFlowLogger:
+def build_logger(cfg: DictConfig, out_dir: Path, run_id: str | None = None) -> SeglabMLFlowLogger:
+    """The MLflow logger; `run_id` continues an existing run. Fails fast on an unusable store."""
     uri, artifact_location = resolve_tracking_uri(cfg.logger.tracking_uri, cfg.paths.mlflow_dir)
+    check_tracking_store(uri)
     choices = hydra_choices()
-    return SeglabMLFlowLogger(
+    kwargs = dict(
         experiment_name=cfg.logger.experiment_name,
         run_name=cfg.logger.run_name or run_name(cfg, choices),
         tracking_uri=uri,
         artifact_location=artifact_location,
-        tags=provenance_tags(Path(cfg.paths.root_dir), hydra_overrides(), out_dir),
+        tags=redact_params(provenance_tags(Path(cfg.paths.root_dir), hydra_overrides(), out_dir)),
         synchronous=cfg.logger.synchronous,
+        run_id=run_id,
     )
+    # In a multirun: a child of the sweep's parent run, named after the job's overrides.
+    return SeglabMLFlowLogger(**child_logger_kwargs(kwargs))
 
 
 def start_tracking(logger: SeglabMLFlowLogger, container: dict[str, Any], out_dir: Path) -> None:
     """Create the MLflow run, log the resolved config, remember the run id in the output dir."""
-    config_path = out_dir / "config.yaml"
+    config_path = out_dir / "config.yaml"  # complete: resume= reads it back
     config_path.write_text(OmegaConf.to_yaml(container))
     logger.log_hyperparams(container)
-    logger.log_artifact(str(config_path), "config")
-    run_file = {"run_id": logger.run_id, "tracking_uri": logger.tracking_uri}
+    with tempfile.TemporaryDirectory() as tmp:  # the logged copy has credentials masked
+        logged = Path(tmp) / "config.yaml"
+        logged.write_text(OmegaConf.to_yaml(redact_config(container)))
+        logger.log_artifact(str(logged), "config")
+    masked = masked_paths(container, redact_config(container))  # for resume= (see secrets.py)
+    run_file = {"run_id": logger.run_id, "tracking_uri": logger.tracking_uri, "masked": masked}
     (out_dir / RUN_FILE).write_text(json.dumps(run_file, indent=2))
 
 
+@sweep_job
 @report_user_errors
 def train(cfg: DictConfig) -> float | None:
-    """Fit (and optionally test); returns the best val/mIoU for sweepers."""
+    """Fit (and optionally test); returns the best `optimized_metric` (val/mIoU) for sweepers."""
+    resumed: Resumed | None = load_resume(cfg.resume) if cfg.get("resume") else None
+    if resumed is not None:
+        cfg = resumed.cfg
+    resolve_auto_class_weights(cfg)  # loss.class_weights=auto → median-frequency weights
     check_config(cfg)
+    # Inside a multirun DDP ranks are spawned, not re-run from argv (which would rerun the sweep);
+    # done before the config is logged, so the run's params say how it really started.
+    cfg.trainer = multirun_safe_trainer(cfg.trainer)
     pl.seed_everything(cfg.seed, workers=True)
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     out_dir = output_dir(cfg)
 
     datamodule = hydra.utils.instantiate(cfg.data)
-    task = build_task(container)
+    hidden = resumed.masked if resumed is not None else []
+    task = build_task(mask_paths(redact_config(container), hidden))  # no credentials in ckpts
     callbacks = [
         hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c and c.get("_target_")
     ]
     fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
-    logger = None if fast_dev_run else build_logger(cfg, out_dir)
+    run_id = resumed.run_id if resumed is not None else None
+    logger = None if fast_dev_run else build_logger(cfg, out_dir, run_id)
     if logger is None:  # Lightning refuses a learning-rate monitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     if cfg.trainer.get("enable_progress_bar") is False:  # ... and a progress bar when told none
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=logger if logger is not None else False
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger if logger is not None else False,
     )
+    check_no_relaunch(trainer)
     if trainer.is_global_zero:
         # Data problems surface here, before an MLflow run exists (other ranks check in fit).
         datamodule.prepare_data()
         datamodule.setup("fit")
-        if logger is not None:
+        if logger is not None and resumed is not None and resumed.run_id is not None:
+            reopen_run(logger, resumed)
+        elif logger is not None:
             start_tracking(logger, container, out_dir)
 
-    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except SIGTERMException:  # RunGuard saved a checkpoint; exit as a terminated process does
+        sys.exit(128 + signal.SIGTERM)
     if cfg.test_after_fit and not fast_dev_run:
         trainer.test(task, datamodule=datamodule, ckpt_path="best")
 
@@ -129,6 +166,4 @@ def train(cfg: DictConfig) -> float | None:
             run_id=logger.run_id if logger is not None else None,
             tracking_uri=logger.tracking_uri if logger is not None else None,
         )
-    if best is None:
-        best = float(trainer.callback_metrics.get("val/mIoU", math.nan))
-    return best
+    return optimized_value(trainer, cfg.get("optimized_metric", "val/mIoU"))

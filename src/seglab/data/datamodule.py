@@ -6,8 +6,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
+import torch.distributed as dist
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
+from seglab.data.base import SKIPPED_KEY, BadSampleWarning
 from seglab.data.transforms import build_transform
 from seglab.errors import ConfigError
 
@@ -38,6 +42,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         num_workers: int = 2,
         pin_memory: bool = False,
         prepare: Callable[[], Any] | None = None,
+        max_pixel_value: float = 255.0,
         **extra: Any,  # dataset-specific keys other entries interpolate (e.g. image_size)
     ) -> None:
         super().__init__()
@@ -54,8 +59,12 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.in_channels = in_channels
         self.mean, self.std = list(mean), list(std)
         self.splits = {"train": "train", "val": "val", "test": "val", **(splits or {})}
-        self.train_transform = build_transform(train_transforms, mean, std)
-        self.val_transform = build_transform(val_transforms, mean, std)
+        # Images a reader returns as floats in [0, 1] (CT) set max_pixel_value=1.
+        self.train_transform = build_transform(train_transforms, mean, std, max_pixel_value)
+        self.val_transform = build_transform(val_transforms, mean, std, max_pixel_value)
+        # Bad files passed over with data.skip_bad=true, gathered from the batches, since
+        # DataLoader workers cannot report back otherwise.
+        self.skipped: set[str] = set()
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
@@ -88,15 +97,37 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
         assert dataset is not None, "call setup() first"
+        sampler = None
+        if not train and dist.is_available() and dist.is_initialized():
+            # Lightning's default DistributedSampler pads ranks with repeated images, which would
+            # count them twice in the summed confusion matrix; this one gives each image once.
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.val_batch_size,
             shuffle=train,
+            sampler=sampler,
             drop_last=train and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict) and SKIPPED_KEY in batch:
+            self.skipped.update(name for name in batch.pop(SKIPPED_KEY) if name)
+        return batch
+
+    def teardown(self, stage: str) -> None:
+        if self.skipped:
+            names = sorted(self.skipped)
+            shown = ", ".join(names[:5]) + (
+                f" (and {len(names) - 5} more)" if len(names) > 5 else ""
+            )
+            rank_zero_warn(
+                f"{self.name}: skipped {len(names)} bad file(s) (data.skip_bad=true): {shown}",
+                category=BadSampleWarning,
+            )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, train=True)

@@ -12,6 +12,7 @@ def build_transform(
     steps: Sequence[A.BasicTransform] | None,
     mean: Sequence[float],
     std: Sequence[float],
+    max_pixel_value: float = 255.0,
 ) -> A.Compose:
     """Compose instantiated augmentation steps with the dataset's normalisation.
 
@@ -19,5 +20,9 @@ def build_transform(
     inference (which read `data.mean`/`data.std`) can never disagree.
     """
     return A.Compose(
-        [*(steps or []), A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()],
+        [
+            *(steps or []),
+            A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=max_pixel_value),
+            ToTensorV2(),
+        ],
     )

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from PIL import Image
-from torch.utils.data import Dataset
 
+from seglab.data.base import SegmentationReader, not_found
+from seglab.data.io import read_label_png, read_mat, read_rgb
 from seglab.errors import BadSampleError, DatasetNotFoundError
+
+__all__ = ["VOCSegmentation", "read_rgb", "read_voc_mask", "voc_palette", "VOC_CLASSES"]
 
 VOC_CLASSES: tuple[str, ...] = (
     "background",
@@ -97,35 +98,32 @@ def find_voc2012(root: str | Path) -> Path:
 
 def read_voc_mask(path: Path) -> np.ndarray:
     """A VOC class/object mask as uint8 ids; refuses colour images, whose pixels are not ids."""
+    return read_label_png(path, ("P", "L"))
+
+
+def read_sbd_mask(path: Path) -> np.ndarray:
+    """An SBD class mask: `loadmat(f)["GTcls"][0]["Segmentation"][0]` (uint8 ids, 255 = void)."""
+    gt = read_mat(path, "GTcls")
     try:
-        with Image.open(path) as im:
-            if im.mode not in ("P", "L"):
-                raise BadSampleError(
-                    f"{path}: mask has mode {im.mode!r}; expected a palette ('P') or "
-                    "grayscale ('L') PNG whose pixel values are class ids"
-                )
-            return np.array(im)
-    except (OSError, SyntaxError, ValueError) as e:
-        raise BadSampleError(f"{path}: cannot read mask ({e})") from e
+        return np.asarray(gt[0]["Segmentation"][0]).astype(np.uint8)
+    except (IndexError, KeyError, ValueError) as e:
+        raise BadSampleError(f"{path}: GTcls has no Segmentation field ({e})") from e
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image as uint8 [H,W,3]; a truncated or corrupt file raises BadSampleError."""
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise BadSampleError(f"{path}: cannot read image ({e})") from e
+def _read_ids(path: Path) -> list[str]:
+    return [s.strip() for s in path.read_text().splitlines() if s.strip()]
 
 
-class VOCSegmentation(Dataset):
+class VOCSegmentation(SegmentationReader):
     """VOC-layout semantic segmentation: `{"image": float[3,H,W], "mask": long[H,W], "id": str}`.
 
     `transform` is an albumentations-style callable `transform(image=, mask=) -> dict`.
-    Samples are validated as they are read (size, label range) so a bad file names itself
-    instead of surfacing later as a CUDA assert or a silently wrong metric.
+    `split="trainaug"` (with `sbd_root` pointing at SBD's `benchmark_RELEASE`) is the usual
+    10582-image set: VOC train ∪ SBD train ∪ SBD val − VOC val; an id's mask comes from VOC's
+    SegmentationClass when VOC has one, else from SBD's `cls/<id>.mat`.
     """
 
+    dataset_name = "PASCAL VOC"
     class_names: tuple[str, ...] = VOC_CLASSES
     palette: list[tuple[int, int, int]] = voc_palette(len(VOC_CLASSES))
 
@@ -136,27 +134,36 @@ class VOCSegmentation(Dataset):
         transform: Callable[..., dict[str, Any]] | None = None,
         num_classes: int = 21,
         ignore_index: int = 255,
+        skip_bad: bool = False,
+        sbd_root: str | Path | None = None,
     ) -> None:
+        super().__init__(split, transform, num_classes, ignore_index, skip_bad)
         self.base = find_voc2012(root)
-        self.split = split
-        self.transform = transform
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
         for sub in ("ImageSets/Segmentation", "JPEGImages", "SegmentationClass"):
             if not (self.base / sub).is_dir():
                 raise _not_found(f"missing folder {sub}", self.base / sub)
-        split_file = self.base / "ImageSets" / "Segmentation" / f"{split}.txt"
+        self.sbd = find_sbd(sbd_root) if sbd_root else None
+        lists = self.base / "ImageSets" / "Segmentation"
+        if split == "trainaug" and self.sbd is not None:
+            val = set(_read_ids(lists / "val.txt"))
+            extra = _read_ids(self.sbd / "train.txt") + _read_ids(self.sbd / "val.txt")
+            merged = dict.fromkeys(_read_ids(lists / "train.txt") + extra)
+            self.ids = sorted(i for i in merged if i not in val)
+            self._check_files(self.sbd / "train.txt")
+            return
+        split_file = lists / f"{split}.txt"
         if not split_file.is_file():
             found = sorted(p.stem for p in split_file.parent.glob("*.txt"))
-            raise DatasetNotFoundError(
-                f"PASCAL VOC: no split file {split_file} (found splits: {found or 'none'})"
+            hint = (
+                " (trainaug needs data.sbd_root=<.../benchmark_RELEASE>)"
+                if split == "trainaug"
+                else ""
             )
-        self.ids = [s.strip() for s in split_file.read_text().splitlines() if s.strip()]
+            raise DatasetNotFoundError(
+                f"PASCAL VOC: no split file {split_file} (found splits: {found or 'none'}){hint}"
+            )
+        self.ids = _read_ids(split_file)
         self._check_files(split_file)
-        self._valid = np.zeros(256, dtype=bool)
-        self._valid[: min(num_classes, 256)] = True
-        if 0 <= ignore_index < 256:
-            self._valid[ignore_index] = True
 
     def _check_files(self, split_file: Path) -> None:
         # A stat per file is cheap next to a crash many minutes into an epoch.
@@ -170,47 +177,58 @@ class VOCSegmentation(Dataset):
             )
 
     def image_path(self, sample_id: str) -> Path:
-        return self.base / "JPEGImages" / f"{sample_id}.jpg"
+        path = self.base / "JPEGImages" / f"{sample_id}.jpg"
+        if self.sbd is not None and not path.is_file():
+            return self.sbd / "img" / f"{sample_id}.jpg"
+        return path
 
     def mask_path(self, sample_id: str) -> Path:
-        return self.base / "SegmentationClass" / f"{sample_id}.png"
+        path = self.base / "SegmentationClass" / f"{sample_id}.png"
+        if path.is_file():
+            return path
+        if self.sbd is not None:
+            return self.sbd / "cls" / f"{sample_id}.mat"
+        # The converted trainaug masks (grayscale PNGs) many users already have.
+        aug = self.base / "SegmentationClassAug" / f"{sample_id}.png"
+        return aug if aug.is_file() else path
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The raw, validated pair: uint8 image [H,W,3] and uint8 mask [H,W]."""
+    def sample_id(self, index: int) -> str:
+        return self.ids[index]
+
+    def sample_paths(self, index: int) -> dict[str, Path]:
         sample_id = self.ids[index]
-        image = read_rgb(self.image_path(sample_id))
-        mask_path = self.mask_path(sample_id)
-        mask = read_voc_mask(mask_path)
-        if mask.shape != image.shape[:2]:
-            raise BadSampleError(
-                f"{mask_path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from the "
-                f"image size {image.shape[1]}x{image.shape[0]}"
-            )
-        present = np.bincount(mask.ravel(), minlength=256) > 0
-        bad = np.flatnonzero(present & ~self._valid)
-        if bad.size:
-            raise BadSampleError(
-                f"{mask_path}: label values {bad.tolist()} outside 0..{self.num_classes - 1} "
-                f"and the ignore index {self.ignore_index}"
-            )
-        return image, mask
+        return {"image": self.image_path(sample_id), "mask": self.mask_path(sample_id)}
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image, mask = self.load(index)
-        if self.transform is None:
-            img_t = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
-            mask_t = torch.from_numpy(mask).long()
-        else:
-            out = self.transform(image=image, mask=mask)
-            img_t, mask_t = _as_chw(out["image"]), torch.as_tensor(out["mask"])
-        return {"image": img_t, "mask": mask_t.long(), "id": self.ids[index]}
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        paths = self.sample_paths(index)
+        image = read_rgb(paths["image"])
+        if paths["mask"].suffix == ".mat":
+            return image, read_sbd_mask(paths["mask"])
+        return image, read_voc_mask(paths["mask"])
 
 
-def _as_chw(image: Any) -> torch.Tensor:
-    """Tensors pass through (ToTensorV2 already made them CHW); arrays are HWC and are moved."""
-    if isinstance(image, torch.Tensor):
-        return image.float()
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1))).float()
+_SBD_LAYOUT = """\
+  benchmark_RELEASE/
+    dataset/
+      img/<id>.jpg
+      cls/<id>.mat     (GTcls.Segmentation: class ids, 255 = void)
+      train.txt val.txt"""
+SBD_URL = "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz"
+
+
+def find_sbd(root: str | Path) -> Path:
+    """SBD's `dataset` folder; `root` may be `benchmark_RELEASE`, its parent or `dataset` itself."""
+    root = Path(root).expanduser()
+    for candidate in (root / "benchmark_RELEASE" / "dataset", root / "dataset", root):
+        if (candidate / "cls").is_dir() and (candidate / "train.txt").is_file():
+            return candidate
+    raise not_found(
+        "SBD (VOC trainaug)",
+        "no benchmark_RELEASE/dataset with cls/ and train.txt",
+        root,
+        _SBD_LAYOUT,
+        f"Get it from {SBD_URL} and unpack it; point data.sbd_root at it.",
+    )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from torch import Tensor
 
-from seglab.errors import SeglabError
+from seglab.errors import ConfigError, SeglabError
 
 REQUIRED_HPARAMS = ("model", "loss", "data")
+MODEL_KEYS_SHOWN = ("arch", "encoder", "in_channels", "num_classes")  # what tells models apart
+FIRST_N = 3  # mismatching tensors named in an error
 
 
 def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
@@ -30,17 +34,90 @@ def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
             f"ckpt_path={str(path)!r} is not a seglab checkpoint: its hyper_parameters lack "
             f"{', '.join(REQUIRED_HPARAMS)}"
         )
+    if "state_dict" not in ckpt:
+        raise SeglabError(f"ckpt_path={str(path)!r} holds no state_dict (weights)")
     return ckpt
 
 
+def model_differences(trained: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """`model.<key>: checkpoint X, given Y` for every model key that differs."""
+    keys = [k for k in dict.fromkeys([*trained, *given]) if not str(k).startswith("_")]
+    return [
+        f"model.{k}: checkpoint {trained.get(k)!r}, given {given.get(k)!r}"
+        for k in keys
+        if trained.get(k) != given.get(k)
+    ]
+
+
+def weight_mismatch(expected: Mapping[str, Tensor], found: Mapping[str, Tensor]) -> list[str]:
+    """What keeps `found` (a checkpoint's state dict) from loading into `expected`'s model."""
+    shapes = [
+        f"{k}: checkpoint {list(found[k].shape)}, model {list(v.shape)}"
+        for k, v in expected.items()
+        if k in found and tuple(found[k].shape) != tuple(v.shape)
+    ]
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    problems = []
+    for label, items in (
+        ("differ in shape", shapes),
+        ("are missing from the checkpoint", missing),
+        ("are in the checkpoint but not in the model", unexpected),
+    ):
+        if items:
+            more = f", … {len(items) - FIRST_N} more" if len(items) > FIRST_N else ""
+            problems.append(f"{len(items)} tensors {label} ({'; '.join(items[:FIRST_N])}{more})")
+    return problems
+
+
+def _describe(model: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={model[k]!r}" for k in MODEL_KEYS_SHOWN if k in model)
+
+
+def check_class_count(hparams: Mapping[str, Any], data: Mapping[str, Any], path: Path) -> None:
+    """A checkpoint scores or predicts only data with its own number of classes."""
+    trained = hparams["data"]
+    given = data.get("num_classes")
+    if given is not None and int(given) != int(trained["num_classes"]):
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} predicts {trained['num_classes']} classes "
+            f"({', '.join(trained['class_names'])}) but data.num_classes={given} "
+            f"(data {data.get('name', '?')!r}); choose data with the checkpoint's classes"
+        )
+
+
 def load_task(
-    ckpt_path: str | Path, map_location: str | torch.device = "cpu"
+    ckpt_path: str | Path,
+    map_location: str | torch.device = "cpu",
+    model: Mapping[str, Any] | None = None,
+    infer: Mapping[str, Any] | None = None,
+    ckpt: Mapping[str, Any] | None = None,
 ) -> pl.LightningModule:
-    """Rebuild the task (model, loss, class metadata) from the checkpoint alone, reading it once."""
+    """Rebuild the task from the checkpoint alone (read once) and load its weights.
+
+    `model` replaces the checkpoint's model config (eval.py's `model=`); when the weights do not
+    fit it, or do not fit the checkpoint's own config, the error says what differs.
+    `infer` sets how evaluation/prediction compute logits (conf/infer). `ckpt`: the already read
+    checkpoint, when the caller needed it first.
+    """
     from seglab.tasks import task_class
 
-    ckpt = read_checkpoint(ckpt_path)
-    hparams = ckpt["hyper_parameters"]
+    path = Path(ckpt_path)
+    ckpt = ckpt if ckpt is not None else read_checkpoint(path)
+    hparams = dict(ckpt["hyper_parameters"])
+    differences: list[str] = []
+    if model is not None:
+        differences = model_differences(hparams["model"], model)
+        hparams["model"] = dict(model)
     task = task_class(hparams["model"].get("task", "semantic"))(**hparams)
+    problems = weight_mismatch(task.state_dict(), ckpt["state_dict"])
+    if problems:
+        given = f"the given model ({'; '.join(differences)})" if differences else "its own model"
+        raise ConfigError(
+            f"ckpt_path={str(path)!r}: its weights ({_describe(ckpt['hyper_parameters']['model'])})"
+            f" do not fit {given}: " + "; ".join(problems)
+        )
     task.load_state_dict(ckpt["state_dict"])
+    if infer is not None and hasattr(task, "set_inference"):
+        task.set_inference(dict(infer))
     return task.to(map_location).eval()

@@ -11,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seglab.inference import InferSettings, infer_logits
 from seglab.metrics import ConfusionMatrix, segmentation_scores
+from seglab.metrics.grouped import (
+    build_grouped_metrics,
+    compute_grouped_metrics,
+    update_grouped_metrics,
+)
 from seglab.models import build_model
 from seglab.optim import build_scheduler
 
@@ -32,6 +38,7 @@ class SemanticSegmentationTask(pl.LightningModule):
         optim: dict[str, Any],
         scheduler: dict[str, Any],
         data: dict[str, Any],
+        infer: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -47,8 +54,19 @@ class SemanticSegmentationTask(pl.LightningModule):
         self.class_names = list(data["class_names"])
         self.val_matrix = ConfusionMatrix(self.num_classes, self.ignore_index)
         self.test_matrix = ConfusionMatrix(self.num_classes, self.ignore_index)
+        # Per-case / per-city metrics declared by the dataset (data.extra_metrics), val only.
+        self.grouped_metrics = build_grouped_metrics(data.get("extra_metrics"), self.ignore_index)
         # Confusion matrix of the last finished validation/test epoch, for artifacts and summaries.
         self.last_matrix: dict[str, Tensor] = {}
+        self.set_inference(infer)
+
+    def set_inference(self, infer: dict[str, Any] | None) -> None:
+        """How validation/test turn images into logits (conf/infer; None: whole image)."""
+        self.infer_settings = InferSettings.from_config(infer, self.hparams["data"])
+
+    def infer(self, images: Tensor) -> Tensor:
+        """Logits for evaluation and prediction: whole image, sliding window and/or TTA."""
+        return infer_logits(self, images, self.num_classes, self.infer_settings)
 
     def forward(self, image: Tensor) -> Tensor:
         """Logits at the input's resolution, for any input size.
@@ -68,8 +86,10 @@ class SemanticSegmentationTask(pl.LightningModule):
             )
         return logits[..., :height, :width]
 
-    def _logits_and_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        logits = self(batch["image"])
+    def _logits_and_loss(
+        self, batch: dict[str, Tensor], infer: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        logits = self.infer(batch["image"]) if infer else self(batch["image"])
         mask = batch["mask"]
         if logits.shape[-2:] != mask.shape[-2:]:
             logits = F.interpolate(
@@ -87,17 +107,21 @@ class SemanticSegmentationTask(pl.LightningModule):
         )
         return loss
 
-    def _eval_step(self, batch: dict[str, Tensor], stage: str, matrix: ConfusionMatrix) -> None:
-        logits, loss = self._logits_and_loss(batch)
-        matrix.update(logits.argmax(dim=1), batch["mask"])
+    def _eval_step(self, batch: dict[str, Tensor], stage: str, matrix: ConfusionMatrix) -> Tensor:
+        logits, loss = self._logits_and_loss(batch, infer=True)
+        preds = logits.argmax(dim=1)
+        matrix.update(preds, batch["mask"])
         bs = batch["image"].shape[0]
         self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=bs)
+        return preds
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val", self.val_matrix)
+        preds = self._eval_step(batch, "val", self.val_matrix)
+        update_grouped_metrics(self.grouped_metrics, preds, batch)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test", self.test_matrix)
+        preds = self._eval_step(batch, "test", self.test_matrix)
+        update_grouped_metrics(self.grouped_metrics, preds, batch)
 
     def _log_scores(self, stage: str, matrix: ConfusionMatrix) -> None:
         counts = matrix.compute()  # summed over ranks
@@ -113,11 +137,18 @@ class SemanticSegmentationTask(pl.LightningModule):
         if miou is not None:
             self.log(f"{stage}/mIoU", miou, prog_bar=True, sync_dist=True)
 
+    def _log_grouped(self, stage: str) -> None:
+        # Validation and test never overlap, so they share the (self-resetting) grouped metrics.
+        grouped = compute_grouped_metrics(self.grouped_metrics)
+        self.log_dict({f"{stage}/{k}": v for k, v in grouped.items()}, sync_dist=True)
+
     def on_validation_epoch_end(self) -> None:
         self._log_scores("val", self.val_matrix)
+        self._log_grouped("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_scores("test", self.test_matrix)
+        self._log_grouped("test")
 
     def configure_optimizers(self) -> Any:
         optim_cfg = dict(self.hparams["optim"])

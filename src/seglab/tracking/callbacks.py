@@ -65,9 +65,11 @@ class MLflowArtifacts(pl.Callback):
         samples = [dataset[int(i)] for i in indices]
         was_training = pl_module.training
         pl_module.eval()
+        # Through the task's inference settings: whole val tiles may need the sliding window.
+        forward = getattr(pl_module, "infer", pl_module)
         with torch.no_grad():  # one image at a time: val images may differ in size
             preds = [
-                pl_module(s["image"][None].to(pl_module.device)).argmax(dim=1)[0].cpu().numpy()
+                forward(s["image"][None].to(pl_module.device)).argmax(dim=1)[0].cpu().numpy()
                 for s in samples
             ]
         pl_module.train(was_training)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from seglab.tracking.params import to_mlflow_params
+from seglab.tracking.secrets import redact_params
 
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
 
@@ -30,7 +32,7 @@ class SeglabMLFlowLogger(MLFlowLogger):
     def log_hyperparams(self, params: Mapping[str, Any] | Namespace) -> None:
         if isinstance(params, Namespace):
             params = vars(params)
-        items = [Param(k, v) for k, v in to_mlflow_params(params).items()]
+        items = [Param(k, v) for k, v in redact_params(to_mlflow_params(params)).items()]
         for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.experiment.log_batch(
                 run_id=self.run_id,
@@ -40,5 +42,48 @@ class SeglabMLFlowLogger(MLFlowLogger):
 
     @rank_zero_only
     def log_artifact(self, local_path: str, artifact_path: str | None = None) -> None:
-        """Upload a file into this run's artifacts."""
-        self.experiment.log_artifact(self.run_id, local_path, artifact_path)
+        """Upload a file into this run's artifacts; a store failure warns, the file stays put."""
+        try:
+            self.experiment.log_artifact(self.run_id, local_path, artifact_path)
+        except Exception as error:  # noqa: BLE001 - a tracking outage must not end training
+            warnings.warn(
+                f"MLflow could not store {local_path} ({type(error).__name__}: {error}); "
+                "the file itself is kept",
+                stacklevel=2,
+            )
+
+    # --- robustness: resume into the same run, final status, flushing -------------------------
+
+    # Status the run gets when Lightning finalizes it as "failed" (e.g. "KILLED" after an interrupt).
+    failed_status: str = "FAILED"
+    # {metric key: steps already in the store}; a resumed run skips those points (no duplicates).
+    logged_steps: dict[str, set[int]] | None = None
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self.logged_steps:
+            metrics = {
+                k: v for k, v in metrics.items() if (step or 0) not in self.logged_steps.get(k, ())
+            }
+            if not metrics:
+                return
+        super().log_metrics(metrics, step)
+
+    @rank_zero_only
+    def flush(self) -> None:
+        """Send metrics still queued for asynchronous logging (before a checkpoint is written)."""
+        if self._initialized:
+            self.experiment._tracking_client.store.flush_async_logging()
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        """Lightning's finalize, with `failed_status` honoured and a store outage only warned."""
+        if status == "failed":
+            status = self.failed_status
+        try:
+            super().finalize(status)
+        except Exception as error:  # noqa: BLE001 - checkpoints are on disk already
+            warnings.warn(
+                f"MLflow could not close run {self._run_id} ({type(error).__name__}: {error})",
+                stacklevel=2,
+            )

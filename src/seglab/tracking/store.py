@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from seglab.errors import TrackingStoreError
 
 STORE_DB = "mlflow.db"
 ARTIFACTS_DIR = "artifacts"
+# Seconds to wait for a tracking server before giving up. MLflow's own client retries for
+# minutes, so without this check a wrong URI looks like a hang.
+STORE_CHECK_TIMEOUT_S = 5.0
 
 
 def embedded_store_uri(store_dir: str | Path) -> str:
@@ -26,3 +34,53 @@ def resolve_tracking_uri(explicit: str | None, store_dir: str | Path) -> tuple[s
     store = Path(store_dir).resolve()
     store.mkdir(parents=True, exist_ok=True)
     return embedded_store_uri(store), (store / ARTIFACTS_DIR).as_uri()
+
+
+def _where(uri: str) -> str:
+    """How the user set this URI, for error messages (credentials in it are masked)."""
+    from seglab.tracking.secrets import redact_text
+
+    source = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") == uri else "tracking"
+    return f"{source} {redact_text(uri)!r}"
+
+
+def check_tracking_store(uri: str, timeout: float = STORE_CHECK_TIMEOUT_S) -> None:
+    """Fail fast, before any training, when the store cannot be used.
+
+    http(s): the server's `/health` endpoint must answer within `timeout` seconds.
+    sqlite/file: the folder must exist or be creatable, and be writable. Other schemes
+    (databricks, plugins) are left to MLflow.
+    """
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        url = f"{uri.rstrip('/')}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only
+                response.read(64)
+        except urllib.error.HTTPError as error:
+            if error.code in (401, 403):  # a server that wants credentials is still reachable
+                return
+            raise TrackingStoreError(
+                f"{_where(uri)}: the tracking server answered {error.code} on /health; "
+                "check the URI (it should be the MLflow server's base URL)"
+            ) from error
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise TrackingStoreError(
+                f"{_where(uri)} is unreachable ({reason}, within {timeout:g} s): start the MLflow "
+                "server, fix the URI, or unset MLFLOW_TRACKING_URI to use the embedded store"
+            ) from error
+    elif scheme in ("sqlite", "file", ""):
+        if scheme == "sqlite":
+            if not uri.startswith("sqlite:///"):  # in-memory or unusual forms: MLflow's business
+                return
+            folder = Path(uri[len("sqlite:///") :]).parent
+        else:
+            folder = Path(parts.path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise TrackingStoreError(f"{_where(uri)}: cannot create {folder} ({error})") from error
+        if not os.access(folder, os.W_OK):
+            raise TrackingStoreError(f"{_where(uri)}: {folder} is not writable")

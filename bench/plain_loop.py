@@ -1,0 +1,77 @@
+"""The baseline: a plain PyTorch training loop with train.py's default model, data and optimiser.
+
+Same network (smp U-Net built by the same factory, channels_last), same DataLoader (dataset,
+augmentations, batch size, workers), same AdamW + poly schedule, same autocast precision, same
+threads. No Lightning, Hydra, metrics or MLflow: what is left is the cost of training itself.
+
+`python -m bench.plain_loop OUT.json STEPS [overrides...]` writes `{"ends": [...]}` like
+`bench.timing.StepTimer`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from bench.config import compose_train
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype Lightning uses for a precision string (None: full precision)."""
+    if precision.startswith("bf16"):
+        return torch.bfloat16
+    if precision.startswith("16"):
+        return torch.float16
+    return None
+
+
+def train_steps(steps: int, overrides: list[str]) -> list[float]:
+    """Run `steps` optimiser steps; returns the time each one ended."""
+    cfg = compose_train(overrides)
+    torch.manual_seed(cfg.seed)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model_cfg: dict[str, Any] = {k: v for k, v in cfg.model.items() if k not in ("task", "name")}
+    channels_last = model_cfg.pop("channels_last", True)
+    model = instantiate(model_cfg)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format).train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+    )
+    total = steps  # the poly schedule over this run's steps, stepped per batch
+    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total, cfg.scheduler.power)
+    dtype = autocast_dtype(str(cfg.trainer.precision))
+    ignore = int(cfg.data.ignore_index)
+    ends: list[float] = []
+    while len(ends) < steps:
+        for batch in datamodule.train_dataloader():
+            image = batch["image"].contiguous(memory_format=memory_format)
+            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                logits = model(image)
+                loss = F.cross_entropy(logits, batch["mask"], ignore_index=ignore)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            ends.append(time.perf_counter())
+            if len(ends) == steps:
+                break
+    return ends
+
+
+def main(argv: list[str]) -> None:
+    out, steps, overrides = Path(argv[0]), int(argv[1]), argv[2:]
+    out.write_text(json.dumps({"ends": train_steps(steps, overrides)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

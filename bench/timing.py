@@ -1,0 +1,41 @@
+"""Step timing shared by the platform run (a Lightning callback) and the plain loop."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+
+def steady_seconds_per_step(ends: list[float], warmup: int) -> float:
+    """Mean interval between consecutive step ends, after `warmup` steps (start-up excluded).
+
+    The mean, not the median, so periodic costs (logging every N steps, a slow batch from the
+    loader) count as they do in a real run.
+    """
+    intervals = [b - a for a, b in zip(ends[warmup:], ends[warmup + 1 :], strict=False)]
+    if not intervals:
+        raise ValueError(f"need more than {warmup + 1} steps, got {len(ends)}")
+    return statistics.fmean(intervals)
+
+
+class StepTimer(pl.Callback):
+    """Records when each training step ends; writes them to `path` (JSON) when training ends.
+
+    Added to `train.py` by the benchmark as `+callbacks.step_timer`, so the timed run is the
+    real entry point with Hydra, Lightning, metrics and MLflow all in place.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self.ends.append(time.perf_counter())
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.path.write_text(json.dumps({"ends": self.ends}))

@@ -1,0 +1,17 @@
+"""Export a checkpoint: `python export.py ckpt_path=best.ckpt format=onnx|torchscript`."""
+
+import os
+
+import hydra
+
+os.environ.setdefault("SEGLAB_ROOT", os.path.dirname(os.path.abspath(__file__)))
+from seglab.cli.export import export  # noqa: E402
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+def main(cfg):  # noqa: ANN001, ANN201
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()

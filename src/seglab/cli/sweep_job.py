@@ -1,0 +1,107 @@
+"""A training job inside a sweep: its objective for the sweeper, and failure without abort.
+
+Hydra's sweepers re-raise a job's exception and stop the whole sweep; in a multirun a failing
+job (exception, user error, NaN objective) is instead recorded as a FAILED child run and
+reported to the sweeper as None, which Optuna counts as a failed trial.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
+
+from seglab.cli.common import _user_error
+from seglab.tracking.sweep import child_run_name, record_child_result, sweep_parent
+
+log = logging.getLogger(__name__)
+
+
+def _checkpoint_score(ckpt: ModelCheckpoint) -> float | None:
+    """The best score the checkpoint callback kept.
+
+    Under a spawn-started DDP strategy the score stays in the worker process; the main process
+    only gets the best checkpoint's path, whose saved callback state holds the score.
+    """
+    if ckpt.best_model_score is not None:
+        return float(ckpt.best_model_score)
+    path = Path(ckpt.best_model_path or "")
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True).get("callbacks", {})
+    for key, value in state.items():
+        if key.startswith("ModelCheckpoint") and value.get("best_model_score") is not None:
+            return float(value["best_model_score"])
+    return None
+
+
+def optimized_value(trainer: pl.Trainer, metric: str) -> float:
+    """`metric`'s best value when the checkpoint callback monitors it, else its last value."""
+    ckpt = trainer.checkpoint_callback
+    if isinstance(ckpt, ModelCheckpoint) and ckpt.monitor == metric:
+        score = _checkpoint_score(ckpt)
+        if score is not None:
+            return score
+    value = trainer.callback_metrics.get(metric)
+    return float(value) if value is not None else math.nan
+
+
+def _describe(error: BaseException) -> str:
+    """The reason recorded on the FAILED run; a user error is named by its own message."""
+    if isinstance(error, SystemExit):  # report_user_errors already printed the message
+        user_error = _user_error(error.__context__) if error.__context__ else None
+        if user_error is not None:
+            return f"{type(user_error).__name__}: {user_error}"
+        return f"exited with status {error.code} (see the job's log)"
+    return f"{type(error).__name__}: {error}"
+
+
+def sweep_job(fn: Callable[[DictConfig], float | None]) -> Callable[[DictConfig], float | None]:
+    """Wrap a task function; a no-op outside multiruns that record to MLflow."""
+
+    @functools.wraps(fn)
+    def wrapper(cfg: DictConfig) -> float | None:
+        parent = sweep_parent()
+        if parent is None:
+            return fn(cfg)
+        error: str | None = None
+        value: float | None = None
+        try:
+            value = fn(cfg)
+        except KeyboardInterrupt:
+            raise
+        except (Exception, SystemExit) as exc:
+            if isinstance(exc, SystemExit) and exc.code in (0, None):
+                raise
+            error = _describe(exc)
+            log.error("job failed, the sweep goes on:\n%s", traceback.format_exc())
+        if error is None and (value is None or not math.isfinite(value)):
+            error = f"{parent.metric} is {value}"
+        if rank_zero_only.rank == 0:
+            hydra_cfg = HydraConfig.get()
+            run_file = Path(cfg.paths.output_dir) / "mlflow_run.json"
+            run_id = json.loads(run_file.read_text())["run_id"] if run_file.is_file() else None
+            name = child_run_name(parent, list(hydra_cfg.overrides.task), int(hydra_cfg.job.num))
+            record_child_result(
+                parent,
+                run_id,
+                value,
+                error,
+                run_name=name,
+                tags={"seglab.output_dir": str(cfg.paths.output_dir), MLFLOW_RUN_NAME: name},
+            )
+        return None if error is not None else value
+
+    return wrapper

@@ -1,0 +1,182 @@
+"""The part every dataset reader shares: validation, bad-sample policy, transform, tensors.
+
+A reader subclass only says where sample `i` lives (`sample_paths`) and how to read it raw
+(`read`: image array, label array). Keeping the raw read apart from the transform lets other
+targets (instance masks, statistics) reuse the same files without the augmentation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from seglab.errors import BadSampleError, ConfigError
+
+SKIPPED_KEY = "skipped"  # per-sample: the bad file passed over to produce it ("" if none)
+
+
+class BadSampleWarning(UserWarning):
+    """A sample was skipped (data.skip_bad=true) because its files cannot be used."""
+
+
+def label_lut(mapping: dict[int, int], invalid: int = -1) -> np.ndarray:
+    """A 256-entry lookup table: raw value → class id; unmapped values → `invalid` (int16)."""
+    lut = np.full(256, invalid, dtype=np.int16)
+    for raw, new in mapping.items():
+        lut[raw] = new
+    return lut
+
+
+def as_tensor_sample(image: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image float C×H×W, mask long H×W, from arrays (H×W×C) or ToTensorV2 output."""
+    if isinstance(image, torch.Tensor):
+        img = image.float()
+    else:
+        arr = np.asarray(image)
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        img = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).float()
+        if arr.dtype == np.uint8:
+            img = img.div_(255.0)
+    return img, torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+
+
+class SegmentationReader(Dataset):
+    """Base of every reader: items `{"image": float[C,H,W], "mask": long[H,W], "id": str}`.
+
+    Each sample is checked as it is read (image readable, mask the image's size, labels inside
+    the classes or the ignore index), so a bad file names itself instead of surfacing later as
+    a device assert or a silently wrong metric. With `skip_bad` it is replaced by the next good
+    sample, with a warning naming it, and the item records the file in `skipped` so the
+    DataModule can count the files across worker processes.
+    """
+
+    dataset_name: str = "dataset"
+
+    def __init__(
+        self,
+        split: str,
+        transform: Callable[..., dict[str, Any]] | None,
+        num_classes: int,
+        ignore_index: int = 255,
+        skip_bad: bool = False,
+    ) -> None:
+        self.split = split
+        self.transform = transform
+        self.num_classes = int(num_classes)
+        self.ignore_index = int(ignore_index)
+        self.skip_bad = bool(skip_bad)
+        if self.num_classes < 1:
+            raise ConfigError(f"data.num_classes must be >= 1, got {num_classes}")
+
+    # --- what a subclass provides -----------------------------------------------------------
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def sample_id(self, index: int) -> str:
+        """A short name of the sample (file stem), carried in the item as `id`."""
+        raise NotImplementedError
+
+    def sample_paths(self, index: int) -> dict[str, Path]:
+        """The files sample `index` is read from (`image`, `mask`, ...), for messages."""
+        raise NotImplementedError
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The raw pair: image H×W×C (uint8, or float32 in [0, 1]) and class-id mask H×W.
+
+        Label mappings (LUTs) are applied here; values a LUT marks invalid are returned as a
+        negative or out-of-range number so `load` can name them.
+        """
+        raise NotImplementedError
+
+    def extra(self, index: int) -> dict[str, Any]:
+        """Dataset-specific item keys (e.g. the `group` of a per-case metric)."""
+        return {}
+
+    # --- shared ---------------------------------------------------------------------------
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The raw, validated pair; raises BadSampleError naming the file and the problem."""
+        image, mask = self.read(index)
+        mask_path = self.sample_paths(index).get("mask")
+        where = str(mask_path) if mask_path is not None else self.sample_id(index)
+        if mask.shape != image.shape[:2]:
+            raise BadSampleError(
+                f"{where}: mask size {mask.shape[1]}x{mask.shape[0]} differs from the "
+                f"image size {image.shape[1]}x{image.shape[0]}"
+            )
+        values = np.unique(mask)
+        bad = values[((values < 0) | (values >= self.num_classes)) & (values != self.ignore_index)]
+        if bad.size:
+            raise BadSampleError(
+                f"{where}: label values {bad.tolist()} outside 0..{self.num_classes - 1} "
+                f"and the ignore index {self.ignore_index} ({self.dataset_name})"
+            )
+        return image, mask.astype(np.uint8) if mask.dtype != np.uint8 else mask
+
+    def _load_or_skip(self, index: int) -> tuple[int, np.ndarray, np.ndarray, str]:
+        try:
+            return index, *self.load(index), ""
+        except BadSampleError as error:
+            if not self.skip_bad:
+                raise
+            warnings.warn(f"skipping bad sample: {error}", BadSampleWarning, stacklevel=2)
+            first_bad = str(error).split(": ", 1)[0]
+        # A neighbouring good sample keeps the batch full; give up only if none is usable.
+        for step in range(1, len(self)):
+            other = (index + step) % len(self)
+            try:
+                return other, *self.load(other), first_bad
+            except BadSampleError as error:
+                warnings.warn(f"skipping bad sample: {error}", BadSampleWarning, stacklevel=2)
+        raise BadSampleError(f"{self.dataset_name} {self.split}: no sample could be read")
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        used, image, mask, skipped = self._load_or_skip(index)
+        if self.transform is None:
+            img_t, mask_t = as_tensor_sample(image, mask)
+        else:
+            out = self.transform(image=image, mask=mask)
+            img_t, mask_t = as_tensor_sample(out["image"], out["mask"])
+        item: dict[str, Any] = {"image": img_t, "mask": mask_t.long(), "id": self.sample_id(used)}
+        item.update(self.extra(used))
+        if self.skip_bad:
+            item[SKIPPED_KEY] = skipped
+        return item
+
+
+def not_found(dataset: str, what: str, path: Path, layout: str, source: str) -> Exception:
+    """A DatasetNotFoundError naming the path, the expected tree and where to get the data."""
+    from seglab.errors import DatasetNotFoundError
+
+    return DatasetNotFoundError(f"{dataset}: {what}: {path}\nExpected layout:\n{layout}\n{source}")
+
+
+def require_dir(dataset: str, root: str | Path, layout: str, source: str) -> Path:
+    """`root` as a Path, or the not-found error if it is not a directory."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise not_found(dataset, "dataset root does not exist", path, layout, source)
+    return path
+
+
+def apply_lut(lut: np.ndarray, raw: np.ndarray, path: Path, dataset: str) -> np.ndarray:
+    """`lut[raw]` as uint8; raw values the table marks invalid (< 0 or > 255) name the file."""
+    if raw.dtype != np.uint8:
+        too_big = np.unique(raw[(raw < 0) | (raw >= lut.size)])
+        if too_big.size:
+            raise BadSampleError(
+                f"{path}: raw label values {too_big.tolist()} unknown to {dataset}"
+            )
+    mapped = lut[raw]
+    invalid = (mapped < 0) | (mapped > 255)
+    if invalid.any():
+        raise BadSampleError(
+            f"{path}: raw label values {np.unique(raw[invalid]).tolist()} are not {dataset} labels"
+        )
+    return mapped.astype(np.uint8)

@@ -1,0 +1,289 @@
+"""COCO-Stuff 164k (stuffthingmaps), read as unpacked: 182 raw ids → the usual 171 classes.
+
+Raw mask values are `labels.txt id − 1` (0 = person) and 255 = unlabeled. Eleven raw ids have
+no pixels in the release (COCO's removed thing ids); dropping them and renumbering the other 171
+monotonically is the common training form. Files already converted that way
+(`<id>_labelTrainIds.png`) are read as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seglab.data.base import SegmentationReader, apply_lut, label_lut, not_found, require_dir
+from seglab.data.io import read_label_png, read_rgb
+
+DROPPED_RAW_IDS: tuple[int, ...] = (11, 25, 28, 29, 44, 65, 67, 68, 70, 82, 90)
+KEPT_RAW_IDS: tuple[int, ...] = tuple(i for i in range(182) if i not in DROPPED_RAW_IDS)
+INVALID = 256  # LUT value for raw ids that are no class at all (182..254)
+# raw 0..181 → 0..170 (dropped → 255), 255 stays 255, anything else is refused.
+RAW_TO_TRAIN = label_lut(
+    {**{raw: i for i, raw in enumerate(KEPT_RAW_IDS)}, **dict.fromkeys(DROPPED_RAW_IDS, 255),
+     255: 255},
+    invalid=INVALID,
+)  # fmt: skip
+TRAIN_IDS_SUFFIX = "_labelTrainIds.png"
+# labels.txt names of the raw ids 0..181 (COCO things, then stuff).
+RAW_NAMES: tuple[str, ...] = (
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "street sign",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "hat",
+    "backpack",
+    "umbrella",
+    "shoe",
+    "eye glasses",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "plate",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "mirror",
+    "dining table",
+    "window",
+    "desk",
+    "toilet",
+    "door",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "blender",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
+    "hair brush",
+    "banner",
+    "blanket",
+    "branch",
+    "bridge",
+    "building-other",
+    "bush",
+    "cabinet",
+    "cage",
+    "cardboard",
+    "carpet",
+    "ceiling-other",
+    "ceiling-tile",
+    "cloth",
+    "clothes",
+    "clouds",
+    "counter",
+    "cupboard",
+    "curtain",
+    "desk-stuff",
+    "dirt",
+    "door-stuff",
+    "fence",
+    "floor-marble",
+    "floor-other",
+    "floor-stone",
+    "floor-tile",
+    "floor-wood",
+    "flower",
+    "fog",
+    "food-other",
+    "fruit",
+    "furniture-other",
+    "grass",
+    "gravel",
+    "ground-other",
+    "hill",
+    "house",
+    "leaves",
+    "light",
+    "mat",
+    "metal",
+    "mirror-stuff",
+    "moss",
+    "mountain",
+    "mud",
+    "napkin",
+    "net",
+    "paper",
+    "pavement",
+    "pillow",
+    "plant-other",
+    "plastic",
+    "platform",
+    "playingfield",
+    "railing",
+    "railroad",
+    "river",
+    "road",
+    "rock",
+    "roof",
+    "rug",
+    "salad",
+    "sand",
+    "sea",
+    "shelf",
+    "sky-other",
+    "skyscraper",
+    "snow",
+    "solid-other",
+    "stairs",
+    "stone",
+    "straw",
+    "structural-other",
+    "table",
+    "tent",
+    "textile-other",
+    "towel",
+    "tree",
+    "vegetable",
+    "wall-brick",
+    "wall-concrete",
+    "wall-other",
+    "wall-panel",
+    "wall-stone",
+    "wall-tile",
+    "wall-wood",
+    "water-other",
+    "waterdrops",
+    "window-blind",
+    "window-other",
+    "wood",
+)
+CLASSES: tuple[str, ...] = tuple(RAW_NAMES[i] for i in KEPT_RAW_IDS)
+
+URL = "https://github.com/nightrome/cocostuff"
+_LAYOUT = """\
+  <root>/
+    images/{train2017,val2017}/000000000139.jpg
+    annotations/{train2017,val2017}/000000000139.png   (stuffthingmaps: raw ids 0..181, 255)
+      or 000000000139_labelTrainIds.png                (already mapped to 0..170, 255)"""
+_SOURCE = (
+    f"Get train2017.zip and val2017.zip (images, cocodataset.org) and "
+    f"stuffthingmaps_trainval2017.zip (annotations) from {URL}; unzip images into images/ and "
+    "the stuffthingmaps into annotations/."
+)
+
+
+class COCOStuff(SegmentationReader):
+    """COCO-Stuff 164k: `split` is the folder name (`train2017`, `val2017`)."""
+
+    dataset_name = "COCO-Stuff"
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train2017",
+        transform: Callable[..., dict[str, Any]] | None = None,
+        num_classes: int = 171,
+        ignore_index: int = 255,
+        skip_bad: bool = False,
+    ) -> None:
+        super().__init__(split, transform, num_classes, ignore_index, skip_bad)
+        self.root = require_dir(self.dataset_name, root, _LAYOUT, _SOURCE)
+        self.image_dir = self.root / "images" / split
+        self.mask_dir = self.root / "annotations" / split
+        for folder in (self.image_dir, self.mask_dir):
+            if not folder.is_dir():
+                raise not_found(self.dataset_name, "missing folder", folder, _LAYOUT, _SOURCE)
+        # Converted masks win where both exist: they are what the user prepared on purpose.
+        converted = {
+            p.name[: -len(TRAIN_IDS_SUFFIX)] for p in self.mask_dir.glob("*" + TRAIN_IDS_SUFFIX)
+        }
+        self.converted = bool(converted)
+        self.ids = sorted(p.stem for p in self.image_dir.glob("*.jpg"))
+        if not self.ids:
+            raise not_found(self.dataset_name, "no .jpg images", self.image_dir, _LAYOUT, _SOURCE)
+        missing = [i for i in self.ids if not self.mask_path(i).is_file()]
+        if missing:
+            raise not_found(
+                self.dataset_name,
+                f"{len(missing)} image(s) without a mask, e.g. {missing[0]}",
+                self.mask_path(missing[0]),
+                _LAYOUT,
+                _SOURCE,
+            )
+
+    def mask_path(self, sample_id: str) -> Path:
+        name = sample_id + (TRAIN_IDS_SUFFIX if self.converted else ".png")
+        return self.mask_dir / name
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def sample_id(self, index: int) -> str:
+        return self.ids[index]
+
+    def sample_paths(self, index: int) -> dict[str, Path]:
+        sample_id = self.ids[index]
+        return {"image": self.image_dir / f"{sample_id}.jpg", "mask": self.mask_path(sample_id)}
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        paths = self.sample_paths(index)
+        image = read_rgb(paths["image"])
+        raw = read_label_png(paths["mask"])
+        if self.converted:
+            return image, raw
+        return image, apply_lut(RAW_TO_TRAIN, raw, paths["mask"], self.dataset_name)

@@ -1,0 +1,193 @@
+"""Export a checkpoint's network to ONNX or TorchScript, for serving without seglab.
+
+The exported model takes a float32 B×C×H×W image and returns B×K×H×W logits at the input's
+size. With `normalize=true` the input is the raw image in 0–255 (RGB order) and the dataset's
+mean/std are applied inside the graph; otherwise it expects what validation feeds the model:
+`(image / 255 - mean) / std`. Sides need not be multiples of 32 (the graph pads, reflecting,
+and crops back) but must be ≥ 32. A `<output>.json` next to the model records all of this plus
+the class names and palette.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seglab.errors import ConfigError, SeglabError
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+OUTPUT_STRIDE = 32  # as in SemanticSegmentationTask.forward
+PARITY_TOLERANCE = 1e-4  # max |Δ logits| / (max |logit| + 1) accepted by check_parity
+EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's 2 GB limit: larger weights go to a side file
+
+
+class ExportableSegmenter(nn.Module):
+    """The network plus what the task does around it: normalisation, padding to the stride."""
+
+    def __init__(
+        self, net: nn.Module, mean: Sequence[float], std: Sequence[float], normalize: bool
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.normalize = normalize
+        self.stride = OUTPUT_STRIDE
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, image: Tensor) -> Tensor:
+        if self.normalize:
+            image = (image / 255.0 - self.mean) / self.std
+        height, width = image.shape[-2], image.shape[-1]
+        pad_h = (self.stride - height % self.stride) % self.stride
+        pad_w = (self.stride - width % self.stride) % self.stride
+        padded = F.pad(image, [0, pad_w, 0, pad_h], mode="reflect")
+        logits = self.net(padded)
+        return logits[:, :, :height, :width]
+
+
+def _example(channels: int, size: Sequence[int]) -> Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(1, channels, int(size[0]), int(size[1]), generator=generator) * 255
+
+
+def export_onnx(model: nn.Module, example: Tensor, path: Path, opset: int) -> None:
+    """Dynamo export with dynamic batch, height and width."""
+    batch, height, width = (
+        torch.export.Dim(n, min=m) for n, m in (("batch", 1), ("h", 32), ("w", 32))
+    )
+    big = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=["logits"],
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+            external_data=big,
+            dynamic_shapes={"image": {0: batch, 2: height, 3: width}},
+        )
+
+
+def export_torchscript(model: ExportableSegmenter, example: Tensor, path: Path) -> None:
+    """The network traced (smp nets do not script), the wrapper around it scripted, so padding
+    and cropping follow the input's size rather than the example's."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        padded = F.pad(example, [0, 0, 0, 0])
+        if model.normalize:
+            padded = (padded / 255.0 - model.mean) / model.std
+        model.net = torch.jit.trace(model.net, padded, check_trace=False)
+        scripted = torch.jit.script(model)
+    scripted.save(str(path))
+
+
+def run_exported(path: Path, fmt: str, image: Tensor) -> Tensor:
+    """Logits of an exported model, through onnxruntime or torch.jit (not through seglab)."""
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(None, {"image": image.numpy()})[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+        module = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return module(image)
+
+
+def export_checkpoint(
+    ckpt_path: str | Path,
+    fmt: str,
+    output: str | Path | None = None,
+    normalize: bool = True,
+    example_size: Sequence[int] | None = None,
+    opset: int = 18,
+    check: bool = True,
+) -> tuple[Path, Path]:
+    """Write the model and its `<output>.json` description; returns both paths."""
+    from seglab.tasks.checkpoint import load_task
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt!r}; expected one of {', '.join(FORMATS)}")
+    task = load_task(ckpt_path)
+    data: dict[str, Any] = task.hparams["data"]
+    channels = int(data.get("in_channels", 3))
+    size = list(example_size or [data.get("crop_size") or data.get("image_size") or 256] * 2)
+    if min(int(s) for s in size) < OUTPUT_STRIDE:
+        raise ConfigError(f"example_size={size}: sides must be ≥ {OUTPUT_STRIDE}")
+    path = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = task.net.to(memory_format=torch.contiguous_format).float().eval()
+    model = ExportableSegmenter(net, data["mean"], data["std"], normalize).eval()
+    example = _example(channels, size)
+    if not normalize:
+        example = (example / 255 - model.mean) / model.std
+    try:
+        if fmt == "onnx":
+            export_onnx(model, example, path, opset)
+        else:
+            export_torchscript(model, example, path)
+    except Exception as error:  # noqa: BLE001 - exporters raise many types; say which model
+        raise SeglabError(
+            f"exporting {data['name']} {task.hparams['model'].get('arch')} to {fmt} failed: {error}"
+        ) from error
+    info = {
+        "format": fmt,
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "input": {
+            "name": "image",
+            "shape": ["batch", channels, "height", "width"],
+            "dtype": "float32",
+            "min_side": OUTPUT_STRIDE,
+            "expects": "RGB in 0..255, normalised inside the model"
+            if normalize
+            else "(image / 255 - mean) / std, channels first",
+        },
+        "output": {"name": "logits", "shape": ["batch", data["num_classes"], "height", "width"]},
+        "mean": list(data["mean"]),
+        "std": list(data["std"]),
+        "normalize_inside": normalize,
+        "class_names": list(data["class_names"]),
+        "palette": [list(c) for c in data["palette"]],
+        "ignore_index": data["ignore_index"],
+    }
+    if check:
+        info["max_abs_diff"] = check_parity(task, model, path, fmt, example)
+    info_path = path.with_suffix(path.suffix + ".json")
+    info_path.write_text(json.dumps(info, indent=2))
+    return path, info_path
+
+
+def check_parity(
+    task: Any, model: ExportableSegmenter, path: Path, fmt: str, example: Tensor
+) -> float:
+    """Exported vs checkpoint logits on a batch of 2 at a size unlike the example's; the error
+    is relative to the logits' range, since float32 kernels differ in summation order."""
+    height, width = example.shape[-2] + 13, example.shape[-1] + 7
+    image = torch.rand(
+        2, example.shape[1], height, width, generator=torch.Generator().manual_seed(1)
+    )
+    image = image * 255 if model.normalize else (image - 0.5) / 0.25
+    normalised = (image / 255.0 - model.mean) / model.std if model.normalize else image
+    with torch.no_grad():
+        expected = task(normalised.contiguous())
+    got = run_exported(path, fmt, image)
+    diff = float((got - expected).abs().max())
+    scale = float(expected.abs().max()) + 1.0
+    if got.shape != expected.shape or diff > PARITY_TOLERANCE * scale:
+        raise SeglabError(
+            f"the exported {fmt} model at {path} does not reproduce the checkpoint: "
+            f"output {tuple(got.shape)} vs {tuple(expected.shape)}, max |Δ| {diff:.3g}"
+        )
+    return diff

@@ -1,0 +1,89 @@
+"""An eval.py result as an MLflow run, nested under (and tagged with) the training run."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from seglab.tracking.params import to_mlflow_params
+from seglab.tracking.store import resolve_tracking_uri
+
+RUN_FILE = "mlflow_run.json"  # written by train.py into its output dir (seglab.cli.train)
+TRAIN_RUN_TAG = "seglab.train_run_id"
+
+
+def training_run(ckpt_path: str | Path) -> dict[str, str] | None:
+    """The {run_id, tracking_uri} recorded next to a checkpoint (`<out>/checkpoints/x.ckpt`)."""
+    path = Path(ckpt_path).resolve()
+    for folder in (path.parent.parent, path.parent):
+        run_file = folder / RUN_FILE
+        if run_file.is_file():
+            try:
+                info = json.loads(run_file.read_text())
+            except (OSError, ValueError):
+                return None
+            if isinstance(info, dict) and info.get("run_id"):
+                return {k: str(v) for k, v in info.items() if v is not None}
+    return None
+
+
+def log_evaluation_run(
+    ckpt_path: str | Path,
+    metrics: Mapping[str, float],
+    params: Mapping[str, Any],
+    artifacts: Sequence[Path],
+    tags: Mapping[str, str],
+    run_name: str,
+    tracking_uri: str | None,
+    store_dir: str | Path,
+    experiment_name: str,
+) -> tuple[str, str]:
+    """Record an evaluation; returns (run id, tracking URI).
+
+    Store: `tracking_uri` if given, else the training run's (so the two are linked), else
+    $MLFLOW_TRACKING_URI / the embedded store. With the training run found there, the evaluation
+    goes into its experiment, nested under it (`mlflow.parentRunId`) and tagged with its id.
+    """
+    train = training_run(ckpt_path)
+    artifact_location = None
+    uri = tracking_uri or (train or {}).get("tracking_uri")
+    if not uri:
+        uri, artifact_location = resolve_tracking_uri(None, store_dir)
+    client = MlflowClient(uri)
+    all_tags = {**tags, "seglab.kind": "evaluation"}
+    experiment_id = None
+    if train:
+        try:
+            parent = client.get_run(train["run_id"])
+            experiment_id = parent.info.experiment_id
+            all_tags.update({TRAIN_RUN_TAG: train["run_id"], "mlflow.parentRunId": train["run_id"]})
+            run_name = f"{run_name}_{parent.info.run_name}"
+        except MlflowException:
+            all_tags[TRAIN_RUN_TAG] = f"{train['run_id']} (not in {uri})"
+    if experiment_id is None:
+        experiment = client.get_experiment_by_name(experiment_name)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment
+            else client.create_experiment(experiment_name, artifact_location=artifact_location)
+        )
+    run = client.create_run(experiment_id, run_name=run_name)
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        params=[Param(k, v) for k, v in to_mlflow_params(params).items()],
+        tags=[RunTag(k, v) for k, v in all_tags.items()],
+    )
+    for path in artifacts:
+        client.log_artifact(run_id, str(path), "evaluation")
+    client.set_terminated(run_id)
+    return run_id, uri

@@ -1,0 +1,287 @@
+"""Hydra multiruns as MLflow nested runs: one parent run per sweep, one child run per job.
+
+The parent is created by a Hydra callback in the launching process; its id is written to
+`<sweep dir>/mlflow_sweep.json`, which every job reads (in-process, joblib worker or SLURM node
+alike) to start its own run as a child (`mlflow.parentRunId`). At the end of the sweep the
+parent records the best child.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import re
+import shlex
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
+from omegaconf import DictConfig
+
+from seglab.errors import ConfigError
+from seglab.tracking.store import resolve_tracking_uri
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "mlflow_sweep.json"  # in the sweep dir: which MLflow run is the sweep's parent
+MAX_RUN_NAME = 200
+MODES = {"max": "maximize", "min": "minimize"}
+
+
+@dataclass
+class SweepParent:
+    """What a job needs to know about its sweep's parent run."""
+
+    run_id: str
+    tracking_uri: str
+    experiment_id: str
+    experiment_name: str
+    overrides: list[str]  # the sweep's own overrides (e.g. `model=unet,fpn`)
+    metric: str
+    mode: str  # max or min
+
+    def save(self, sweep_dir: Path) -> Path:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        path = sweep_dir / SWEEP_FILE
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, sweep_dir: Path) -> SweepParent | None:
+        path = sweep_dir / SWEEP_FILE
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def sweep_parent() -> SweepParent | None:
+    """The running job's sweep parent; None outside a multirun or without the callback."""
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    return SweepParent.load(Path(hydra_cfg.sweep.dir))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=,+:/-]+", "-", text).strip("-")
+
+
+def _fixed_keys(sweep_overrides: list[str]) -> set[str]:
+    """Keys the sweep sets to one value for every job (not `a,b`, `choice(...)`, ...)."""
+    parsed = OverridesParser.create().parse_overrides(sweep_overrides)
+    return {o.key_or_group for o in parsed if not o.is_sweep_override()}
+
+
+def child_run_name(parent: SweepParent, job_overrides: list[str], job_num: int) -> str:
+    """`#<job> <overrides that vary>`, e.g. `#2 model=fpn,loss=ce`.
+
+    Overrides that every job shares (fixed by the sweep's own overrides) are left out.
+    """
+    fixed = _fixed_keys(parent.overrides)
+    parsed = OverridesParser.create().parse_overrides(job_overrides)
+    varying = [o.input_line for o in parsed if o.key_or_group not in fixed]
+    return f"#{job_num} {_slug(','.join(v for v in varying if v)) or 'defaults'}"[:MAX_RUN_NAME]
+
+
+def child_logger_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Logger arguments adjusted for a sweep job: parent's store and experiment, child name/tags.
+
+    Outside a sweep `kwargs` come back unchanged.
+    """
+    parent = sweep_parent()
+    if parent is None:
+        return kwargs
+    hydra_cfg = HydraConfig.get()
+    job_num = int(hydra_cfg.job.num)
+    tags = {
+        **(kwargs.get("tags") or {}),
+        MLFLOW_PARENT_RUN_ID: parent.run_id,
+        "seglab.sweep_dir": str(hydra_cfg.sweep.dir),
+        "seglab.job_num": str(job_num),
+    }
+    return {
+        **kwargs,
+        "tracking_uri": parent.tracking_uri,
+        "experiment_name": parent.experiment_name,
+        "run_name": child_run_name(parent, list(hydra_cfg.overrides.task), job_num),
+        "tags": tags,
+    }
+
+
+def objective_key(metric: str) -> str:
+    """The metric under which each child and the parent record the optimised value."""
+    return f"best/{metric}"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def record_child_result(
+    parent: SweepParent,
+    run_id: str | None,
+    value: float | None,
+    error: str | None,
+    run_name: str,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Close a job's child run: its objective when it succeeded, FAILED and `seglab.error` if not.
+
+    A job that failed before its run existed gets a FAILED child run of its own, so every
+    trial shows up in the sweep. Returns the run id.
+    """
+    client = MlflowClient(parent.tracking_uri)
+    if run_id is None:
+        run_tags = {**(tags or {}), MLFLOW_PARENT_RUN_ID: parent.run_id, MLFLOW_RUN_NAME: run_name}
+        run_id = client.create_run(parent.experiment_id, tags=run_tags).info.run_id
+    if error is not None:
+        client.set_tag(run_id, "seglab.error", _cut(error, MAX_TAG_VAL_LENGTH))
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+    else:
+        assert value is not None
+        client.log_metric(run_id, objective_key(parent.metric), value)
+    return run_id
+
+
+def _best_child(client: MlflowClient, parent: SweepParent) -> tuple[Any, float] | None:
+    key = objective_key(parent.metric)
+    children = client.search_runs(
+        [parent.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.run_id}'"
+    )
+    scored = [
+        (run, run.data.metrics[key])
+        for run in children
+        if run.info.status == "FINISHED" and math.isfinite(run.data.metrics.get(key, math.nan))
+    ]
+    if not scored:
+        return None
+    pick = max if parent.mode == "max" else min
+    return pick(scored, key=lambda item: item[1])
+
+
+def sweep_run_name(overrides: list[str]) -> str:
+    """`sweep model=unet,fpn loss=ce,dice`: the parent is named after what the sweep varies.
+
+    A sweep without sweeping overrides (an Optuna search) is named after all of its overrides.
+    """
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    swept = [o.input_line for o in parsed if o.is_sweep_override()] or overrides
+    return _cut(f"sweep {' '.join(str(o) for o in swept)}".strip(), MAX_RUN_NAME)
+
+
+def _sweep_params(config: DictConfig) -> dict[str, str]:
+    """The sweep's overrides (`model` → `unet,fpn`) and, for Optuna, its search space."""
+    params: dict[str, str] = {}
+    for override in config.hydra.overrides.task:
+        key, _, value = str(override).partition("=")
+        params[key.lstrip("+~")] = value
+    sweeper = config.hydra.get("sweeper") or {}
+    params["sweeper"] = str(sweeper.get("_target_", "")).rsplit(".", 1)[-1]
+    params["launcher"] = str((config.hydra.get("launcher") or {}).get("_target_", "")).rsplit(
+        ".", 1
+    )[-1]
+    for key, value in (sweeper.get("params") or {}).items():
+        params[f"search.{key}"] = str(value)
+    for key in ("n_trials", "direction"):
+        if sweeper.get(key) is not None:
+            params[f"sweeper.{key}"] = str(sweeper.get(key))
+    return {k: _cut(v, MAX_PARAM_VAL_LENGTH) for k, v in params.items()}
+
+
+def check_direction(config: DictConfig) -> str:
+    """`optimized_mode`, checked against the sweeper's own direction (Optuna's)."""
+    mode = str(config.get("optimized_mode", "max"))
+    if mode not in MODES:
+        raise ConfigError(f"optimized_mode={mode!r}; expected one of {sorted(MODES)}")
+    direction = (config.hydra.get("sweeper") or {}).get("direction")
+    if isinstance(direction, str) and direction != MODES[mode]:
+        raise ConfigError(
+            f"hydra.sweeper.direction={direction} but optimized_mode={mode} "
+            f"(expects {MODES[mode]}); make them agree"
+        )
+    return mode
+
+
+class MLflowSweepCallback(Callback):
+    """Creates the sweep's parent run at multirun start; records the best child at the end."""
+
+    def __init__(self) -> None:
+        self.parent: SweepParent | None = None
+        self.ended = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "logger" not in config or "paths" not in config:
+            return  # not a training config (eval/predict sweeps record nothing)
+        if config.get("trainer", {}).get("fast_dev_run"):
+            return  # fast_dev_run records nothing, so neither does its sweep
+        mode = check_direction(config)
+        uri, artifact_location = resolve_tracking_uri(
+            config.logger.tracking_uri, config.paths.mlflow_dir
+        )
+        client = MlflowClient(uri)
+        experiment_name = str(config.logger.experiment_name)
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is not None and experiment.lifecycle_stage != "deleted":
+            experiment_id = experiment.experiment_id
+        else:
+            experiment_id = client.create_experiment(experiment_name, artifact_location)
+        overrides = [str(o) for o in config.hydra.overrides.task]
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        tags = {
+            MLFLOW_RUN_NAME: sweep_run_name(overrides),
+            "seglab.sweep": "true",
+            "seglab.sweep_dir": str(sweep_dir),
+            "seglab.command": _cut(shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]), 5000),
+        }
+        run = client.create_run(experiment_id, tags=tags)
+        for key, value in _sweep_params(config).items():
+            client.log_param(run.info.run_id, key, value)
+        self.parent = SweepParent(
+            run_id=run.info.run_id,
+            tracking_uri=uri,
+            experiment_id=experiment_id,
+            experiment_name=experiment_name,
+            overrides=overrides,
+            metric=str(config.get("optimized_metric", "val/mIoU")),
+            mode=mode,
+        )
+        self.parent.save(sweep_dir)
+        atexit.register(self._close_if_open)  # the sweeper raised: do not leave it RUNNING
+        log.info("MLflow sweep run %s (%s)", run.info.run_id, uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.parent is None:
+            return
+        parent, client = self.parent, MlflowClient(self.parent.tracking_uri)
+        best = _best_child(client, parent)
+        if best is not None:
+            run, value = best
+            client.log_metric(parent.run_id, objective_key(parent.metric), value)
+            client.set_tag(parent.run_id, "seglab.best_run_id", run.info.run_id)
+            client.set_tag(parent.run_id, "seglab.best_run_name", run.info.run_name)
+            log.info("best of the sweep: %s (%s = %.4f)", run.info.run_name, parent.metric, value)
+            status = RunStatus.FINISHED
+        else:
+            client.set_tag(parent.run_id, "seglab.error", "no job of the sweep finished")
+            status = RunStatus.FAILED
+        client.set_terminated(parent.run_id, RunStatus.to_string(status))
+        self.ended = True
+
+    def _close_if_open(self) -> None:
+        if self.parent is None or self.ended:
+            return
+        client = MlflowClient(self.parent.tracking_uri)
+        if client.get_run(self.parent.run_id).info.status == "RUNNING":
+            client.set_tag(self.parent.run_id, "seglab.error", "the sweep stopped before its end")
+            client.set_terminated(self.parent.run_id, RunStatus.to_string(RunStatus.FAILED))

@@ -1,0 +1,82 @@
+"""The benchmark code runs end to end at toy sizes (no timing is asserted: that is bench's job)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import sliding_window
+from bench.run import main, markdown_table
+from bench.timing import steady_seconds_per_step
+from tests.conftest import TINY_DATA
+
+KEYS = (
+    "platform_overhead_ratio", "loader_to_model_throughput_ratio", "metric_update_fraction",
+    "sliding_window_peak_mem_ratio", "sliding_window_time_ratio",
+)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_bench_runs_end_to_end_at_toy_size(
+    tiny_synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results.json"
+    overrides = [f"--override={o}" for o in [*TINY_DATA, f"data.root={tiny_synthetic_root}"]]
+    args = ["--repeats=1", "--steps=4", "--warmup=1", "--loader-batches=2", f"--out={out}"]
+    args.append("--skip-sliding")  # its harness has its own test below; one process less here
+    assert (
+        main([*args, "--sliding-size=96", "--sliding-window=64", "--sliding-stride=48", *overrides])
+        == 0
+    )
+    results = json.loads(out.read_text())
+    for key in KEYS[:3]:
+        assert isinstance(results[key], float) and results[key] > 0, key
+    assert results["sliding_window_time_ratio"] is None
+    table = capsys.readouterr().out
+    assert table.startswith("| key | value | goal | met? |")
+    assert all(f"`{key}`" in table for key in KEYS)
+
+
+def _stand_in_slide_inference(forward, image, num_classes, window, stride, blend="gaussian",
+                              window_batch=4):  # fmt: skip
+    """A minimal sliding window with the agreed interface (mean blending), for the harness."""
+    _, height, width = image.shape
+    out = torch.zeros(num_classes, height, width)
+    hits = torch.zeros(1, height, width)
+    starts = lambda n: sorted({*range(0, n - window, stride), n - window})  # noqa: E731
+    boxes = [(y, x) for y in starts(height) for x in starts(width)]
+    for i in range(0, len(boxes), window_batch):
+        chunk = boxes[i : i + window_batch]
+        logits = forward(torch.stack([image[:, y : y + window, x : x + window] for y, x in chunk]))
+        for (y, x), tile in zip(chunk, logits, strict=True):
+            out[:, y : y + window, x : x + window] += tile
+            hits[:, y : y + window, x : x + window] += 1
+    return out / hits
+
+
+def test_sliding_window_harness_measures_a_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not sliding_window.available():
+        package = types.ModuleType("seglab.inference")
+        module = types.ModuleType("seglab.inference.sliding")
+        module.slide_inference = _stand_in_slide_inference
+        monkeypatch.setitem(sys.modules, "seglab.inference", package)
+        monkeypatch.setitem(sys.modules, "seglab.inference.sliding", module)
+    result = sliding_window.measure(size=96, window=64, stride=48, window_batch=2)
+    assert result["sliding_window_time_ratio"] >= 1.0
+    assert result["sliding_window_peak_mem_ratio"] > 0
+    assert result["details"]["forward_s"] > 0
+
+
+def test_steady_state_leaves_out_warmup_and_table_marks_goals() -> None:
+    assert steady_seconds_per_step([0.0, 5.0, 6.0, 7.0, 8.5], warmup=1) == pytest.approx(7 / 6)
+    with pytest.raises(ValueError, match="need more than"):
+        steady_seconds_per_step([0.0, 1.0], warmup=1)
+    table = markdown_table({"platform_overhead_ratio": 1.2, "metric_update_fraction": 0.01})
+    assert "| `platform_overhead_ratio` | 1.200 | ≤ 1.05 | **no** |" in table
+    assert "| `metric_update_fraction` | 0.010 | ≤ 0.02 | yes |" in table
+    assert "| `sliding_window_time_ratio` | null (not measured) | ≤ 1.1 | — |" in table

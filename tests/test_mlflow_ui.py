@@ -1,0 +1,145 @@
+"""The MLflow UI for real: `mlflow server` over a finished sweep, opened in headless Chromium.
+
+The browser comes from scripts/install_browser.sh (apt-get chromium chromium-driver), which the
+`chrome` fixture runs; the test is skipped only when no browser can be installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+selenium = pytest.importorskip("selenium", reason="selenium is in the dev extra")
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+WAIT_S = 90  # page loads on a loaded 2-core machine
+
+
+def _browser_paths() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.fixture(scope="session")
+def chrome() -> Iterator[webdriver.Chrome]:
+    if _browser_paths() is None:
+        proc = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "install_browser.sh")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if _browser_paths() is None:
+            pytest.skip(f"no browser could be installed: {proc.stderr.strip()[-500:]}")
+    browser, driver_path = _browser_paths()  # type: ignore[misc]
+    options = Options()
+    options.binary_location = browser
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_ui(sweep_store: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server` on 127.0.0.1:<free port> over the sweep's store; yields its URL."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("mlflow_ui") / "server.log"
+    cmd = [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", sweep_store["uri"],
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    with log.open("w") as out:
+        server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mlflow server did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _body(driver: webdriver.Chrome) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def test_ui_lists_the_sweep_and_draws_a_val_miou_chart(
+    chrome: webdriver.Chrome, mlflow_ui: str, sweep_store: dict, tmp_path: Path
+) -> None:
+    client = MlflowClient(sweep_store["uri"])
+    experiment = client.get_experiment_by_name("synthetic")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("seglab.sweep") == "true")
+    children = [r for r in runs if r is not parent]
+    wait = WebDriverWait(chrome, WAIT_S)
+
+    # The experiment's runs: the sweep's parent row, and its children once expanded.
+    chrome.get(f"{mlflow_ui}/#/experiments/{experiment.experiment_id}/runs")
+    wait.until(lambda d: parent.info.run_name in _body(d))
+    assert f"{len(runs)} matching runs" in _body(chrome)
+    expanders = chrome.find_elements(
+        By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']"
+    )
+    assert expanders, "the sweep's row has no expander for its child runs"
+    expanders[0].click()
+    wait.until(lambda d: all(c.info.run_name in _body(d) for c in children))
+    listing = tmp_path / "mlflow_ui_runs.png"
+    chrome.save_screenshot(str(listing))
+
+    # A run's val/mIoU chart renders (plotly draws the curve as an SVG path).
+    best = client.get_run(parent.data.tags["seglab.best_run_id"])
+    chrome.get(
+        f"{mlflow_ui}/#/experiments/{experiment.experiment_id}/runs/{best.info.run_id}/model-metrics"
+    )
+    search = wait.until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
+    )
+    search.send_keys("val/mIoU")
+    wait.until(lambda d: f"{best.info.run_name} (val/mIoU)" in _body(d))
+    traces = wait.until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer path.js-line")
+    )
+    assert traces and all(t.get_attribute("d") for t in traces)
+    chart = tmp_path / "mlflow_ui_val_miou.png"
+    chrome.save_screenshot(str(chart))
+    assert chart.stat().st_size > 10_000
+    print(f"screenshots: {listing} {chart}")
