@@ -118,10 +118,19 @@ FAST_JOB = [
 
 
 def run_multirun(
-    args: Sequence[str], sweep_dir: Path, tracking_uri: str, timeout: float = 600
+    args: Sequence[str],
+    sweep_dir: Path,
+    tracking_uri: str,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`python train.py -m <args>` with its sweep dir and MLflow store pinned under a tmp dir."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_uri}
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        **(env or {}),
+    }
     cmd = [sys.executable, str(ROOT / "train.py"), "-m", *args, f"hydra.sweep.dir={sweep_dir}"]
     return subprocess.run(
         cmd, cwd=sweep_dir.parent, env=env, capture_output=True, text=True, timeout=timeout

@@ -11,6 +11,7 @@ from pathlib import Path
 import hydra.utils
 import pytest
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
@@ -22,10 +23,16 @@ from seglab.tasks.checkpoint import load_task
 from tests.conftest import FAST_JOB, compose_train, run_entry_point, run_multirun
 
 # One epoch, whole val split, last.ckpt = the weights that produced the logged val metrics.
+# One image per val batch and one thread per process (SAME_NUMERICS): every image then goes
+# through the same kernels as in the 1-process check, where a different batch shape or thread
+# count could flip a near-tie pixel's argmax and move an IoU by ~1e-6.
+VAL_ONE_BY_ONE = "data.val_batch_size=1"
+SAME_NUMERICS = {"OMP_NUM_THREADS": "1"}
 DDP_JOB = [
     *(o for o in FAST_JOB if not o.startswith(("trainer.max_epochs", "trainer.limit_val"))),
     "trainer.max_epochs=1",
     "trainer=ddp_cpu",
+    VAL_ONE_BY_ONE,
 ]
 CONFUSION_METRICS = ("val/mIoU", "val/aAcc", "val/mAcc", "val/mF1", "val/FWIoU")
 
@@ -34,7 +41,8 @@ def _one_process_val(
     ckpt: Path, data_root: Path, tmp: Path, data_args: tuple[str, ...] = ()
 ) -> dict[str, float]:
     """The checkpoint validated by a plain 1-process trainer over the same val split."""
-    cfg = compose_train([*FAST_JOB, f"data.root={data_root}", *data_args], output_dir=tmp)
+    overrides = [*FAST_JOB, VAL_ONE_BY_ONE, f"data.root={data_root}", *data_args]
+    cfg = compose_train(overrides, output_dir=tmp)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -43,9 +51,14 @@ def _one_process_val(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    (metrics,) = trainer.validate(
-        load_task(ckpt), datamodule=hydra.utils.instantiate(cfg.data), verbose=False
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(SAME_NUMERICS["OMP_NUM_THREADS"]))
+    try:
+        (metrics,) = trainer.validate(
+            load_task(ckpt), datamodule=hydra.utils.instantiate(cfg.data), verbose=False
+        )
+    finally:
+        torch.set_num_threads(threads)
     return metrics
 
 
@@ -73,7 +86,11 @@ def test_ddp_cpu_run_is_one_run_with_synced_metrics(tmp_path: Path) -> None:
     data_args = ("data.prepare.num_train=16", "data.prepare.num_val=7")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = run_entry_point(
-        "train.py", [*DDP_JOB, f"data.root={data_root}", *data_args], tmp_path, tracking_uri=uri
+        "train.py",
+        [*DDP_JOB, f"data.root={data_root}", *data_args],
+        tmp_path,
+        tracking_uri=uri,
+        env=SAME_NUMERICS,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "MEMBER: 2/2" in proc.stdout + proc.stderr  # two ranks really ran
@@ -93,7 +110,7 @@ def test_ddp_cpu_inside_a_multirun_does_not_rerun_the_sweep(
     """2 jobs x 2 ranks: still one parent, two children, two output dirs, synced metrics."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = ["optim.lr=0.001,0.002", *DDP_JOB, f"data.root={tiny_synthetic_root}"]
-    proc = run_multirun(args, tmp_path / "sweep", uri)
+    proc = run_multirun(args, tmp_path / "sweep", uri, env=SAME_NUMERICS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     log = proc.stdout + proc.stderr
     assert log.count("Launching 2 jobs") == 1  # a relaunched rank would start the sweep again
