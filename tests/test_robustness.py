@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import http.server
 import math
+import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -156,6 +159,34 @@ def test_checkpoints_load_only_with_weights_only(tmp_path: Path) -> None:
         read_checkpoint(path)
 
 
+def test_train_from_a_checkpoint_refuses_unsafe_or_unfitting_files(
+    tmp_path: Path,
+    tiny_synthetic_root: Path,
+    tiny_checkpoint: dict,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (Path.touch, (marker,))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"hyper_parameters": {"model": {}, "loss": {}, "data": {}}, "x": Payload()}, evil)
+    base = [*TINY_DATA, f"data.root={tiny_synthetic_root}", "trainer.max_epochs=1"]
+    for ckpt, extra, expected in (
+        (evil, [], "cannot be opened safely (weights_only=True)"),
+        (tiny_checkpoint["ckpt"], ["model=fpn"], "does not fit the configured model"),
+    ):
+        cfg = compose_train([*base, *extra, f"ckpt_path={ckpt}"], output_dir=tmp_path / "out")
+        with pytest.raises(SystemExit) as stopped:
+            train(cfg)
+        assert stopped.value.code == 2
+        assert expected in " ".join(capsys.readouterr().err.split())
+    assert not marker.exists()
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
 def test_make_ui_binds_loopback_only() -> None:
     proc = subprocess.run(
         ["make", "-n", "ui"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -164,3 +195,93 @@ def test_make_ui_binds_loopback_only() -> None:
     command = next(line for line in commands if "mlflow ui" in line)
     assert "--host 127.0.0.1" in command
     assert "0.0.0.0" not in proc.stdout
+
+
+STORE: dict[str, subprocess.Popen[bytes]] = {}  # the test's `mlflow server`
+
+
+class StopStoreAfterFirstEpoch(pl.Callback):
+    """Kills the tracking server (`STORE["server"]`) once the first epoch has been logged."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 0:
+            _kill_server()
+
+
+def _kill_server() -> None:
+    """The whole process group: `mlflow server` serves from worker processes of its own."""
+    server = STORE["server"]
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def _start_mlflow_server(tmp: Path) -> str:
+    port = _closed_port()
+    STORE["server"] = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            check_tracking_store(uri, timeout=1)
+            return uri
+        except TrackingStoreError:
+            assert STORE["server"].poll() is None, "mlflow server did not start"
+            assert time.monotonic() < deadline, "mlflow server not up within 120 s"
+            time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_store_failing_mid_run_keeps_training_and_its_checkpoints(
+    tmp_path: Path,
+    tiny_synthetic_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    uri = _start_mlflow_server(tmp_path)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail in seconds, not minutes
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    cfg = compose_train(
+        [
+            *TINY_DATA,
+            f"data.root={tiny_synthetic_root}",
+            "trainer.max_epochs=3",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+            "trainer.enable_progress_bar=false",
+            f"logger.tracking_uri={uri}",
+            "+callbacks.stop_store._target_=tests.test_robustness.StopStoreAfterFirstEpoch",
+        ],
+        output_dir=tmp_path / "out",
+    )
+    try:
+        train(cfg)
+    finally:
+        _kill_server()
+        STORE.clear()
+    checkpoints = tmp_path / "out" / "checkpoints"
+    assert read_checkpoint(checkpoints / "last.ckpt")["global_step"] == 6  # all 3 epochs
+    assert any(p.name != "last.ckpt" for p in checkpoints.glob("*.ckpt"))  # the best one too
+    out = " ".join(capsys.readouterr().out.split())
+    assert "warning: the MLflow store failed" in out
+    assert "the checkpoints and the output dir are complete" in out

@@ -47,6 +47,7 @@ def print_run_summary(
     run_id: str | None,
     tracking_uri: str | None,
     stage: str = "val",
+    store_errors: Sequence[str] = (),
 ) -> None:
     for table in metrics_tables(metrics, stage, class_names):
         console.print(table)
@@ -54,7 +55,13 @@ def print_run_summary(
         console.print(f"best checkpoint: [bold]{best_ckpt}[/] (val/mIoU {_fmt(best_score)})")
     if run_id:
         console.print(f"MLflow run: [bold]{run_id}[/] in {tracking_uri}")
-        if tracking_uri and tracking_uri.startswith("sqlite:"):
+        if store_errors:
+            console.print(
+                f"[yellow]warning:[/] the MLflow store failed {len(store_errors)} time(s) during "
+                f"the run (first: {store_errors[0]}), so the run misses what was sent then; "
+                "the checkpoints and the output dir are complete"
+            )
+        elif tracking_uri and tracking_uri.startswith("sqlite:"):
             console.print("open it with: [bold]make ui[/] → http://127.0.0.1:5000")
         elif tracking_uri:
             console.print(f"open it with: mlflow ui --backend-store-uri {tracking_uri}")

@@ -24,6 +24,7 @@ from seglab.data.stats import resolve_auto_class_weights
 from seglab.distributed import check_no_relaunch, multirun_safe_trainer
 from seglab.errors import ConfigError
 from seglab.tasks import task_class
+from seglab.tasks.checkpoint import read_checkpoint, weight_mismatch
 from seglab.tracking.logger import SeglabMLFlowLogger
 from seglab.tracking.naming import run_name
 from seglab.tracking.provenance import provenance_tags
@@ -101,6 +102,17 @@ def start_tracking(logger: SeglabMLFlowLogger, container: dict[str, Any], out_di
     (out_dir / RUN_FILE).write_text(json.dumps(run_file, indent=2))
 
 
+def check_start_checkpoint(path: Path, task: pl.LightningModule) -> None:
+    """`ckpt_path=` must open safely and fit the configured model: said before any run starts."""
+    problems = weight_mismatch(task.state_dict(), read_checkpoint(path)["state_dict"])
+    if problems:
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} does not fit the configured model "
+            f"(model.arch={task.hparams['model'].get('arch')!r}, "
+            f"data.num_classes={task.hparams['data'].get('num_classes')}): " + "; ".join(problems)
+        )
+
+
 @sweep_job
 @report_user_errors
 def train(cfg: DictConfig) -> float | None:
@@ -120,6 +132,8 @@ def train(cfg: DictConfig) -> float | None:
     datamodule = hydra.utils.instantiate(cfg.data)
     hidden = resumed.masked if resumed is not None else []
     task = build_task(mask_paths(redact_config(container), hidden))  # no credentials in ckpts
+    if cfg.get("ckpt_path") and resumed is None:
+        check_start_checkpoint(Path(cfg.ckpt_path), task)
     callbacks = [
         hydra.utils.instantiate(c) for c in cfg.callbacks.values() if c and c.get("_target_")
     ]
@@ -146,11 +160,11 @@ def train(cfg: DictConfig) -> float | None:
             start_tracking(logger, container, out_dir)
 
     try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except SIGTERMException:  # RunGuard saved a checkpoint; exit as a terminated process does
         sys.exit(128 + signal.SIGTERM)
     if cfg.test_after_fit and not fast_dev_run:
-        trainer.test(task, datamodule=datamodule, ckpt_path="best")
+        trainer.test(task, datamodule=datamodule, ckpt_path="best", weights_only=True)
 
     ckpt = trainer.checkpoint_callback
     best_score = ckpt.best_model_score if ckpt is not None else None
@@ -165,5 +179,6 @@ def train(cfg: DictConfig) -> float | None:
             best_score=best,
             run_id=logger.run_id if logger is not None else None,
             tracking_uri=logger.tracking_uri if logger is not None else None,
+            store_errors=logger.store_errors if logger is not None else (),
         )
     return optimized_value(trainer, cfg.get("optimized_metric", "val/mIoU"))

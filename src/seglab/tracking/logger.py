@@ -23,6 +23,11 @@ class SeglabMLFlowLogger(MLFlowLogger):
     Lightning's own logger cuts every value to 250 characters and keeps Hydra's `_target_` keys.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What the store refused during the run (uploads, closing it), for the end-of-run summary.
+        self.store_errors: list[str] = []
+
     @property
     def tracking_uri(self) -> str:
         """Where this run is recorded."""
@@ -46,6 +51,7 @@ class SeglabMLFlowLogger(MLFlowLogger):
         try:
             self.experiment.log_artifact(self.run_id, local_path, artifact_path)
         except Exception as error:  # noqa: BLE001 - a tracking outage must not end training
+            self.store_errors.append(f"storing {local_path}: {type(error).__name__}")
             warnings.warn(
                 f"MLflow could not store {local_path} ({type(error).__name__}: {error}); "
                 "the file itself is kept",
@@ -83,6 +89,7 @@ class SeglabMLFlowLogger(MLFlowLogger):
         try:
             super().finalize(status)
         except Exception as error:  # noqa: BLE001 - checkpoints are on disk already
+            self.store_errors.append(f"closing the run: {type(error).__name__}")
             warnings.warn(
                 f"MLflow could not close run {self._run_id} ({type(error).__name__}: {error})",
                 stacklevel=2,
