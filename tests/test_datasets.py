@@ -18,10 +18,11 @@ from seglab.data.ccp import CCP, ccp_split, read_label_names
 from seglab.data.cityscapes import LABEL_TO_TRAIN, Cityscapes
 from seglab.data.coco_stuff import CLASSES as COCO_CLASSES
 from seglab.data.coco_stuff import DROPPED_RAW_IDS, COCOStuff
-from seglab.data.inria import InriaAerial, grid
+from seglab.data.inria import InriaAerial
 from seglab.data.lits import LiTS, window
 from seglab.data.voc import VOCSegmentation, read_sbd_mask
 from seglab.errors import BadSampleError, DatasetNotFoundError
+from seglab.inference.sliding import window_starts
 from tests import datasets as D
 
 
@@ -257,7 +258,8 @@ def test_inria_gt_255_is_building_and_val_grid_covers_whole_tiles(roots: dict) -
             stem[:-1]
         )
     assert (covered["austin1"] >= 1).all() and (covered["vienna2"] >= 1).all()
-    assert grid(80, 32) == [0, 32, 48] and grid(32, 32) == [0] and grid(20, 32) == [0]
+    assert window_starts(80, 32, 32) == [0, 32, 48]
+    assert window_starts(32, 32, 32) == [0] and window_starts(20, 32, 32) == [0]
 
 
 def test_inria_truncated_tile(roots: dict, tmp_path: Path) -> None:

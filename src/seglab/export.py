@@ -45,11 +45,15 @@ class ExportableSegmenter(nn.Module):
         if self.normalize:
             image = (image / 255.0 - self.mean) / self.std
         height, width = image.shape[-2], image.shape[-1]
-        pad_h = (self.stride - height % self.stride) % self.stride
-        pad_w = (self.stride - width % self.stride) % self.stride
-        padded = F.pad(image, [0, pad_w, 0, pad_h], mode="reflect")
-        logits = self.net(padded)
+        logits = self.net(pad_to_stride(image, self.stride))
         return logits[:, :, :height, :width]
+
+
+def pad_to_stride(image: Tensor, stride: int) -> Tensor:
+    """Reflect-pad bottom and right so both sides are multiples of `stride` (scriptable)."""
+    pad_h = (stride - image.shape[-2] % stride) % stride
+    pad_w = (stride - image.shape[-1] % stride) % stride
+    return F.pad(image, [0, pad_w, 0, pad_h], mode="reflect")
 
 
 def _example(channels: int, size: Sequence[int]) -> Tensor:
@@ -84,10 +88,10 @@ def export_torchscript(model: ExportableSegmenter, example: Tensor, path: Path) 
     and cropping follow the input's size rather than the example's."""
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        padded = F.pad(example, [0, 0, 0, 0])
-        if model.normalize:
-            padded = (padded / 255.0 - model.mean) / model.std
-        model.net = torch.jit.trace(model.net, padded, check_trace=False)
+        inputs = (example / 255.0 - model.mean) / model.std if model.normalize else example
+        model.net = torch.jit.trace(
+            model.net, pad_to_stride(inputs, model.stride), check_trace=False
+        )
         scripted = torch.jit.script(model)
     scripted.save(str(path))
 

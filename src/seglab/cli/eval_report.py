@@ -13,12 +13,10 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from seglab.cli.summary import fmt_metric
+
 PER_CLASS = ("IoU", "F1", "Acc")
 _PER_CLASS_KEY = re.compile(rf"^[^/]+/({'|'.join(PER_CLASS)})/")
-
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
 def per_class_rows(
@@ -55,7 +53,7 @@ def eval_tables(overall: Mapping[str, float], rows: Sequence[Mapping[str, Any]])
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in overall.items():
-        table.add_row(key, _fmt(value))
+        table.add_row(key, fmt_metric(value))
     per_class = Table(title="per class", title_justify="left")
     for col in ("class", *PER_CLASS, "pixel share"):
         per_class.add_column(col, justify="left" if col == "class" else "right")
@@ -63,7 +61,7 @@ def eval_tables(overall: Mapping[str, float], rows: Sequence[Mapping[str, Any]])
         share = row["pixel_share"]
         per_class.add_row(
             row["class"],
-            *(_fmt(row[k]) for k in PER_CLASS),
+            *(fmt_metric(row[k]) for k in PER_CLASS),
             "—" if not math.isfinite(share) else f"{100 * share:.2f} %",
         )
     return [table, per_class]

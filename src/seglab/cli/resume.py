@@ -9,7 +9,6 @@ logged past the checkpoint are not logged again, so each step keeps exactly one 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,9 @@ from seglab.callbacks.guards import FAILURE_TAG
 from seglab.cli.common import hydra_overrides
 from seglab.errors import ResumeError
 from seglab.tracking.logger import SeglabMLFlowLogger
+from seglab.tracking.run_file import read_run_file
 
 CONFIG_FILE = "config.yaml"
-RUN_FILE = "mlflow_run.json"  # as written by seglab.cli.train.start_tracking
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 RESUMED_TAG = "seglab.resumed"  # how many times the run was resumed
 
@@ -85,9 +84,8 @@ def load_resume(resume: str, overrides: list[str] | None = None) -> Resumed:
     container["resume"] = str(out_dir)
     container["ckpt_path"] = str(checkpoint)
     run_id, masked = None, []
-    run_file = out_dir / RUN_FILE
-    if run_file.is_file():
-        run = json.loads(run_file.read_text())
+    run = read_run_file(out_dir)
+    if run is not None:
         run_id, masked = run["run_id"], list(run.get("masked", []))
         # The store the run lives in, whatever MLFLOW_TRACKING_URI says today.
         container.setdefault("logger", {})["tracking_uri"] = run["tracking_uri"]

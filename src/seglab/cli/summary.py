@@ -11,7 +11,8 @@ from rich.table import Table
 OVERALL = ("mIoU", "mF1", "mAcc", "aAcc", "FWIoU", "loss")
 
 
-def _fmt(value: float | None) -> str:
+def fmt_metric(value: float | None) -> str:
+    """4 decimals; a missing or NaN metric (class absent from labels and predictions) as —."""
     return "—" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
@@ -24,7 +25,7 @@ def metrics_tables(
     overall.add_column("value", justify="right")
     for key in OVERALL:
         if f"{stage}/{key}" in metrics:
-            overall.add_row(f"{stage}/{key}", _fmt(metrics[f"{stage}/{key}"]))
+            overall.add_row(f"{stage}/{key}", fmt_metric(metrics[f"{stage}/{key}"]))
     tables = [overall]
     if len(class_names) <= 60:
         per_class = Table(title=f"{stage} per class", title_justify="left")
@@ -32,7 +33,8 @@ def metrics_tables(
             per_class.add_column(col, justify="left" if col == "class" else "right")
         for name in class_names:
             per_class.add_row(
-                name, *(_fmt(metrics.get(f"{stage}/{m}/{name}")) for m in ("IoU", "F1", "Acc"))
+                name,
+                *(fmt_metric(metrics.get(f"{stage}/{m}/{name}")) for m in ("IoU", "F1", "Acc")),
             )
         tables.append(per_class)
     return tables
@@ -52,7 +54,7 @@ def print_run_summary(
     for table in metrics_tables(metrics, stage, class_names):
         console.print(table)
     if best_ckpt:
-        console.print(f"best checkpoint: [bold]{best_ckpt}[/] (val/mIoU {_fmt(best_score)})")
+        console.print(f"best checkpoint: [bold]{best_ckpt}[/] (val/mIoU {fmt_metric(best_score)})")
     if run_id:
         console.print(f"MLflow run: [bold]{run_id}[/] in {tracking_uri}")
         if store_errors:

@@ -8,7 +8,6 @@ reported to the sweeper as None, which Optuna counts as a failed trial.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import traceback
@@ -16,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from omegaconf import DictConfig
@@ -24,6 +22,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from seglab.cli.common import _user_error
+from seglab.tasks.checkpoint import read_checkpoint
+from seglab.tracking.run_file import read_run_file
 from seglab.tracking.sweep import child_run_name, record_child_result, sweep_parent
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def _checkpoint_score(ckpt: ModelCheckpoint) -> float | None:
     path = Path(ckpt.best_model_path or "")
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True).get("callbacks", {})
+    state = read_checkpoint(path).get("callbacks", {})
     for key, value in state.items():
         if key.startswith("ModelCheckpoint") and value.get("best_model_score") is not None:
             return float(value["best_model_score"])
@@ -91,8 +91,8 @@ def sweep_job(fn: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
             error = f"{parent.metric} is {value}"
         if rank_zero_only.rank == 0:
             hydra_cfg = HydraConfig.get()
-            run_file = Path(cfg.paths.output_dir) / "mlflow_run.json"
-            run_id = json.loads(run_file.read_text())["run_id"] if run_file.is_file() else None
+            run = read_run_file(Path(cfg.paths.output_dir))
+            run_id = run["run_id"] if run is not None else None
             name = child_run_name(parent, list(hydra_cfg.overrides.task), int(hydra_cfg.job.num))
             record_child_result(
                 parent,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
 from seglab.cli.common import hydra_choices, hydra_overrides, output_dir, report_user_errors
-from seglab.cli.resume import Resumed, load_resume, reopen_run
+from seglab.cli.resume import CONFIG_FILE, Resumed, load_resume, reopen_run
 from seglab.cli.summary import print_run_summary
 from seglab.cli.sweep_job import optimized_value, sweep_job
 from seglab.data.stats import resolve_auto_class_weights
@@ -28,6 +27,7 @@ from seglab.tasks.checkpoint import read_checkpoint, weight_mismatch
 from seglab.tracking.logger import SeglabMLFlowLogger
 from seglab.tracking.naming import run_name
 from seglab.tracking.provenance import provenance_tags
+from seglab.tracking.run_file import write_run_file
 from seglab.tracking.secrets import mask_paths, masked_paths, redact_config, redact_params
 from seglab.tracking.store import check_tracking_store, resolve_tracking_uri
 from seglab.tracking.sweep import child_logger_kwargs
@@ -37,7 +37,6 @@ from seglab.tracking.sweep import child_logger_kwargs
 DATA_INFO_KEYS = (
     "name", "num_classes", "class_names", "palette", "ignore_index", "in_channels", "mean", "std"
 )  # fmt: skip
-RUN_FILE = "mlflow_run.json"  # in the output dir: which MLflow run this output belongs to
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -90,16 +89,16 @@ def build_logger(cfg: DictConfig, out_dir: Path, run_id: str | None = None) -> S
 
 def start_tracking(logger: SeglabMLFlowLogger, container: dict[str, Any], out_dir: Path) -> None:
     """Create the MLflow run, log the resolved config, remember the run id in the output dir."""
-    config_path = out_dir / "config.yaml"  # complete: resume= reads it back
+    config_path = out_dir / CONFIG_FILE  # complete: resume= reads it back
     config_path.write_text(OmegaConf.to_yaml(container))
     logger.log_hyperparams(container)
+    redacted = redact_config(container)
     with tempfile.TemporaryDirectory() as tmp:  # the logged copy has credentials masked
-        logged = Path(tmp) / "config.yaml"
-        logged.write_text(OmegaConf.to_yaml(redact_config(container)))
+        logged = Path(tmp) / CONFIG_FILE
+        logged.write_text(OmegaConf.to_yaml(redacted))
         logger.log_artifact(str(logged), "config")
-    masked = masked_paths(container, redact_config(container))  # for resume= (see secrets.py)
-    run_file = {"run_id": logger.run_id, "tracking_uri": logger.tracking_uri, "masked": masked}
-    (out_dir / RUN_FILE).write_text(json.dumps(run_file, indent=2))
+    masked = masked_paths(container, redacted)  # for resume= (see secrets.py)
+    write_run_file(out_dir, logger.run_id, logger.tracking_uri, masked)
 
 
 def check_start_checkpoint(path: Path, task: pl.LightningModule) -> None:

@@ -8,9 +8,9 @@ targets (instance masks, statistics) reuse the same files without the augmentati
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from seglab.errors import BadSampleError, ConfigError
 
+T = TypeVar("T", int, str)
 SKIPPED_KEY = "skipped"  # per-sample: the bad file passed over to produce it ("" if none)
 
 
@@ -148,6 +149,20 @@ class SegmentationReader(Dataset):
         if self.skip_bad:
             item[SKIPPED_KEY] = skipped
         return item
+
+
+def seeded_split(items: Sequence[T], split: str, num_val: int, seed: int, dataset: str) -> list[T]:
+    """A fixed split of a dataset that ships none: the sorted items permuted by
+    `numpy.random.default_rng(seed)`, the first `num_val` val, the rest train ("all": every
+    item). It depends only on the sorted items, so it is the same on every machine and run."""
+    ordered = sorted(items)
+    if split == "all":
+        return ordered
+    if split not in ("train", "val"):
+        raise ConfigError(f"{dataset} split must be 'train', 'val' or 'all', got {split!r}")
+    perm = np.random.default_rng(seed).permutation(len(ordered))
+    picked = perm[:num_val] if split == "val" else perm[num_val:]
+    return [ordered[i] for i in sorted(picked)]
 
 
 def not_found(dataset: str, what: str, path: Path, layout: str, source: str) -> Exception:

@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from seglab.data.base import SegmentationReader, not_found, require_dir
+from seglab.data.base import SegmentationReader, not_found, require_dir, seeded_split
 from seglab.data.io import read_mat, read_rgb
-from seglab.errors import ConfigError
 
 URL = "https://github.com/bearpaw/clothing-co-parsing"
 NUM_CLASSES = 59
@@ -40,14 +39,7 @@ def read_label_names(root: str | Path) -> list[str]:
 
 def ccp_split(ids: list[str], split: str, val_size: int = 200, seed: int = 0) -> list[str]:
     """The fixed, seeded split of the annotated ids (see the module docstring)."""
-    ordered = sorted(ids)
-    perm = np.random.default_rng(seed).permutation(len(ordered))
-    if split == "all":
-        return ordered
-    if split not in ("train", "val"):
-        raise ConfigError(f"CCP split must be 'train', 'val' or 'all', got {split!r}")
-    picked = perm[:val_size] if split == "val" else perm[val_size:]
-    return [ordered[i] for i in sorted(picked)]
+    return seeded_split(ids, split, val_size, seed, "CCP")
 
 
 class CCP(SegmentationReader):

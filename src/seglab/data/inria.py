@@ -31,6 +31,7 @@ from seglab.data.base import (
 )
 from seglab.data.cache import announce, cache_dir_for, fingerprint, read_manifest, write_manifest
 from seglab.errors import BadSampleError, ConfigError
+from seglab.inference.sliding import window_starts
 
 CITIES = ("austin", "chicago", "kitsap", "tyrol-w", "vienna")
 GT_LUT = label_lut({0: 0, 255: 1}, invalid=-1)
@@ -53,16 +54,6 @@ def parse_tile(path: Path) -> tuple[str, int]:
     if not match:
         raise BadSampleError(f"{path}: file name is not <city><n>.tif")
     return match.group("city"), int(match.group("n"))
-
-
-def grid(size: int, crop: int) -> list[int]:
-    """Crop offsets covering [0, size): steps of `crop`, the last aligned to the end."""
-    if size <= crop:
-        return [0]
-    starts = list(range(0, size - crop + 1, crop))
-    if starts[-1] + crop < size:
-        starts.append(size - crop)
-    return starts
 
 
 class InriaAerial(SegmentationReader):
@@ -131,7 +122,11 @@ class InriaAerial(SegmentationReader):
                         raise
                     warnings.warn(f"skipping bad tile: {error}", BadSampleWarning, stacklevel=2)
                     continue
-                self.crops += [(t, y, x) for y in grid(h, self.crop) for x in grid(w, self.crop)]
+                self.crops += [
+                    (t, y, x)
+                    for y in window_starts(h, self.crop, self.crop)
+                    for x in window_starts(w, self.crop, self.crop)
+                ]
 
     def _open(self, path: Path) -> np.ndarray:
         """The tile as a read-only array, memory-mapped (directly, or through the cache)."""

@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from seglab.data.base import BadSampleWarning, SegmentationReader, not_found, require_dir
+from seglab.data.base import (
+    BadSampleWarning,
+    SegmentationReader,
+    not_found,
+    require_dir,
+    seeded_split,
+)
 from seglab.data.cache import announce, cache_dir_for, fingerprint, read_manifest, write_manifest
 from seglab.errors import BadSampleError, ConfigError
 
@@ -53,15 +59,8 @@ def find_pairs(root: Path) -> dict[int, tuple[Path, Path]]:
 
 def split_volumes(numbers: list[int], split: str, val_fraction: float, seed: int) -> list[int]:
     """The seeded by-volume split (see the module docstring)."""
-    ordered = sorted(numbers)
-    if split == "all":
-        return ordered
-    if split not in ("train", "val"):
-        raise ConfigError(f"LiTS split must be 'train', 'val' or 'all', got {split!r}")
-    n_val = max(1, round(val_fraction * len(ordered))) if len(ordered) > 1 else 0
-    perm = np.random.default_rng(seed).permutation(len(ordered))
-    picked = perm[:n_val] if split == "val" else perm[n_val:]
-    return [ordered[i] for i in sorted(picked)]
+    num_val = max(1, round(val_fraction * len(numbers))) if len(numbers) > 1 else 0
+    return seeded_split(numbers, split, num_val, seed, "LiTS")
 
 
 def window(hu: np.ndarray, low: float, high: float) -> np.ndarray:

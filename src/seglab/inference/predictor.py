@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from seglab.errors import ConfigError
-from seglab.inference.sliding import BLENDS, slide_inference
+from seglab.inference.sliding import BLENDS, as_pair, slide_inference
 
 MODES = ("whole", "slide", "auto")
 FLIP_DIMS = {"horizontal": (-1,), "vertical": (-2,)}
@@ -52,8 +52,8 @@ class InferSettings:
         blend = cfg.get("blend", "gaussian")
         if blend not in BLENDS:
             raise ConfigError(f"infer.blend={blend!r}; expected one of {', '.join(BLENDS)}")
-        window = _pair(cfg.get("window") or _training_crop(data), "window")
-        stride = _pair(cfg.get("stride") or [math.ceil(w * 2 / 3) for w in window], "stride")
+        window = as_pair(cfg.get("window") or _training_crop(data), "window")
+        stride = as_pair(cfg.get("stride") or [math.ceil(w * 2 / 3) for w in window], "stride")
         if stride[0] > window[0] or stride[1] > window[1]:
             raise ConfigError(
                 f"infer.stride={list(stride)} exceeds infer.window={list(window)}: "
@@ -84,13 +84,6 @@ class InferSettings:
                 width > self.auto_factor * self.window[1]
             )
         return self.mode == "slide"
-
-
-def _pair(value: Any, name: str) -> tuple[int, int]:
-    pair = [value, value] if isinstance(value, (int, float)) else list(value)
-    if len(pair) != 2 or any(int(v) < 1 for v in pair):
-        raise ConfigError(f"infer.{name}={value!r}; expected a positive int or [height, width]")
-    return int(pair[0]), int(pair[1])
 
 
 def _training_crop(data: Mapping[str, Any] | None) -> Any:

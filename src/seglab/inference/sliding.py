@@ -21,8 +21,9 @@ GAUSSIAN_SIGMA = 1 / 8  # σ as a fraction of the window side (nnU-Net's choice)
 MIN_WEIGHT = 1e-3  # keeps the window borders from getting zero weight where nothing overlaps
 
 
-def _pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
+def as_pair(value: int | float | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
+    """`infer.<name>` as (height, width): one number for both sides, or a pair."""
+    pair = (value, value) if isinstance(value, (int, float)) else tuple(value)
     if len(pair) != 2 or any(int(v) < 1 for v in pair):
         raise ConfigError(f"infer.{name}={value!r}; expected a positive int or [height, width]")
     return int(pair[0]), int(pair[1])
@@ -84,8 +85,8 @@ def slide_inference(
     if window_batch < 1:
         raise ConfigError(f"infer.window_batch={window_batch}; expected ≥ 1")
     height, width = image.shape[-2:]
-    win_h, win_w = _pair(window, "window")
-    stride_h, stride_w = _pair(stride, "stride")
+    win_h, win_w = as_pair(window, "window")
+    stride_h, stride_w = as_pair(stride, "stride")
     win_h, win_w = min(win_h, height), min(win_w, width)
     ys, xs = window_starts(height, win_h, stride_h), window_starts(width, win_w, stride_w)
     weight_y = window_weights_1d(win_h, blend, image.device)

@@ -54,7 +54,7 @@ class SemanticSegmentationTask(pl.LightningModule):
         self.class_names = list(data["class_names"])
         self.val_matrix = ConfusionMatrix(self.num_classes, self.ignore_index)
         self.test_matrix = ConfusionMatrix(self.num_classes, self.ignore_index)
-        # Per-case / per-city metrics declared by the dataset (data.extra_metrics), val only.
+        # Per-case / per-city metrics declared by the dataset (data.extra_metrics), val and test.
         self.grouped_metrics = build_grouped_metrics(data.get("extra_metrics"), self.ignore_index)
         # Confusion matrix of the last finished validation/test epoch, for artifacts and summaries.
         self.last_matrix: dict[str, Tensor] = {}
@@ -107,21 +107,19 @@ class SemanticSegmentationTask(pl.LightningModule):
         )
         return loss
 
-    def _eval_step(self, batch: dict[str, Tensor], stage: str, matrix: ConfusionMatrix) -> Tensor:
+    def _eval_step(self, batch: dict[str, Tensor], stage: str, matrix: ConfusionMatrix) -> None:
         logits, loss = self._logits_and_loss(batch, infer=True)
         preds = logits.argmax(dim=1)
         matrix.update(preds, batch["mask"])
+        update_grouped_metrics(self.grouped_metrics, preds, batch)
         bs = batch["image"].shape[0]
         self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=bs)
-        return preds
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        preds = self._eval_step(batch, "val", self.val_matrix)
-        update_grouped_metrics(self.grouped_metrics, preds, batch)
+        self._eval_step(batch, "val", self.val_matrix)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        preds = self._eval_step(batch, "test", self.test_matrix)
-        update_grouped_metrics(self.grouped_metrics, preds, batch)
+        self._eval_step(batch, "test", self.test_matrix)
 
     def _log_scores(self, stage: str, matrix: ConfusionMatrix) -> None:
         counts = matrix.compute()  # summed over ranks

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,9 +12,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from seglab.tracking.params import to_mlflow_params
+from seglab.tracking.run_file import read_run_file
 from seglab.tracking.store import resolve_tracking_uri
 
-RUN_FILE = "mlflow_run.json"  # written by train.py into its output dir (seglab.cli.train)
 TRAIN_RUN_TAG = "seglab.train_run_id"
 
 
@@ -23,14 +22,9 @@ def training_run(ckpt_path: str | Path) -> dict[str, str] | None:
     """The {run_id, tracking_uri} recorded next to a checkpoint (`<out>/checkpoints/x.ckpt`)."""
     path = Path(ckpt_path).resolve()
     for folder in (path.parent.parent, path.parent):
-        run_file = folder / RUN_FILE
-        if run_file.is_file():
-            try:
-                info = json.loads(run_file.read_text())
-            except (OSError, ValueError):
-                return None
-            if isinstance(info, dict) and info.get("run_id"):
-                return {k: str(v) for k, v in info.items() if v is not None}
+        info = read_run_file(folder)
+        if info is not None:
+            return {k: str(info[k]) for k in ("run_id", "tracking_uri") if info.get(k)}
     return None
 
 
