@@ -49,6 +49,16 @@ def _blobs(rng: np.random.Generator, h: int, w: int, values: list[int]) -> np.nd
 
 
 # --- PASCAL VOC 2012 (+ SBD) --------------------------------------------------------------
+def _objects(mask: np.ndarray) -> np.ndarray:
+    """A SegmentationObject map for a class mask: objects numbered 1.. in order of their class
+    (one object per class here), 0 background, 255 where the class mask is void."""
+    objects = np.zeros_like(mask)
+    for k, value in enumerate(v for v in np.unique(mask) if v not in (0, 255)):
+        objects[mask == value] = k + 1
+    objects[mask == 255] = 255
+    return objects
+
+
 def make_voc(root: Path, n_train: int = 4, n_val: int = 3, sbd: bool = True) -> Path:
     """`root/VOCdevkit/VOC2012/...` (+ `root/benchmark_RELEASE/dataset/...` when sbd)."""
     rng = np.random.default_rng(RNG_SEED)
@@ -60,7 +70,7 @@ def make_voc(root: Path, n_train: int = 4, n_val: int = 3, sbd: bool = True) -> 
         mask[0, :] = 255  # void band, as on VOC object borders
         _jpeg(base / "JPEGImages" / f"{sid}.jpg", _image(rng, h, w))
         _png(base / "SegmentationClass" / f"{sid}.png", mask, palette=True)
-        _png(base / "SegmentationObject" / f"{sid}.png", (mask > 0).astype(np.uint8), palette=True)
+        _png(base / "SegmentationObject" / f"{sid}.png", _objects(mask), palette=True)
     lists = base / "ImageSets" / "Segmentation"
     lists.mkdir(parents=True, exist_ok=True)
     (lists / "train.txt").write_text("\n".join(ids[:n_train]) + "\n")
@@ -111,6 +121,28 @@ def make_coco_stuff(root: Path, converted: bool = False) -> tuple[Path, dict[str
             _png(root / "annotations" / split / name, out, mode="L")
             written[sid] = mask
     return root, written
+
+
+def make_coco_instances(root: Path, split: str = "val2017") -> dict[str, list[dict]]:
+    """annotations/instances_<split>.json as COCO ships it: per image a person (category 1)
+    and a dog (18) polygon, and a crowd region (which instance targets leave out)."""
+    images, annotations = [], []
+    for path in sorted((root / "images" / split).glob("*.jpg")):
+        image_id = int(path.stem)
+        images.append({"id": image_id, "file_name": path.name, "height": 48, "width": 64})
+        for k, (category, x, crowd) in enumerate(((1, 4, 0), (18, 30, 0), (1, 50, 1))):
+            poly = [x, 10, x + 12, 10, x + 12, 30, x, 30]
+            annotations.append(
+                {
+                    "id": image_id * 10 + k, "image_id": image_id, "category_id": category,
+                    "segmentation": [poly], "area": 240.0, "bbox": [x, 10, 12, 20],
+                    "iscrowd": crowd,
+                }
+            )  # fmt: skip
+    categories = [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"}]
+    payload = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(payload))
+    return {"annotations": annotations}
 
 
 def _coco_map(raw: np.ndarray) -> np.ndarray:

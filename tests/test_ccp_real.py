@@ -141,3 +141,28 @@ def test_predict_real_ccp_photos_with_a_ccp_model(ccp_trained: dict, tmp_path: P
     assert len(rows) == 2
     assert set(names) <= set(rows[0])  # one share column per CCP class
     assert abs(sum(float(rows[0][n]) for n in names) - 1) < 1e-4
+
+
+def test_mask_rcnn_fast_dev_run_on_real_ccp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Garment instances (connected components) from the real annotations train and score."""
+    import seglab.cli.train as cli
+    from tests.test_mask_rcnn_train import TINY_MASK_RCNN
+
+    seen: dict[str, float] = {}
+    monkeypatch.setattr(cli, "print_run_summary", lambda _c, metrics, *a, **k: seen.update(metrics))
+    overrides = [
+        "data=ccp",
+        f"data.root={CCP_ROOT}",
+        "data.image_size=128",
+        "data.crop_size=96",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "trainer.fast_dev_run=true",
+        "trainer.accelerator=cpu",
+        *TINY_MASK_RCNN,
+    ]
+    cli.train(compose_train(overrides, output_dir=tmp_path / "out"))
+    assert seen["train/loss_mask"] > 0 and 0.0 <= seen["val/mAP"] <= 1.0, sorted(seen)
+    assert 0.0 <= seen["val/mIoU"] <= 1.0

@@ -34,7 +34,8 @@ def test_every_group_has_the_required_choices() -> None:
         "ce", "dice", "focal", "jaccard", "lovasz", "tversky", "focal_tversky", "ce_dice"
     } <= set(CHOICES["loss"])  # fmt: skip
     assert {"adamw", "sgd"} <= set(CHOICES["optim"])
-    assert {"poly", "cosine", "none"} <= set(CHOICES["scheduler"])
+    assert {"poly", "cosine", "none", "poly_warmup"} <= set(CHOICES["scheduler"])
+    assert "mask_rcnn" in CHOICES["model"]
 
 
 def test_trainer_config_lists_every_trainer_argument() -> None:
@@ -59,8 +60,10 @@ def _train_step(task: pl.LightningModule, optimizer: torch.optim.Optimizer) -> f
     return float(loss.detach())
 
 
+# mask_rcnn's step (instance targets) is tested in test_instances.py / test_mask_rcnn_train.py.
 @pytest.mark.parametrize(
-    "group,choice", [(g, c) for g, choices in CHOICES.items() for c in choices]
+    "group,choice",
+    [(g, c) for g, choices in CHOICES.items() for c in choices if c != "mask_rcnn"],
 )
 def test_choice_composes_and_trains_a_step(group: str, choice: str, tmp_path: Path) -> None:
     container = _container([f"{group}={choice}"], tmp_path)
@@ -182,3 +185,17 @@ def test_precision_is_resolved_in_the_config_and_overridable(tmp_path: Path) -> 
     assert compose_train([], output_dir=tmp_path).trainer.precision == auto_precision("auto")
     cfg = compose_train(["trainer.precision=32-true"], output_dir=tmp_path)
     assert cfg.trainer.precision == "32-true"
+
+
+def test_warmup_ratio_is_a_share_of_the_run() -> None:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cfg = {"name": "poly", "warmup_ratio": 0.2, "warmup_start_factor": 0.5, "power": 1.0}
+    scheduler = build_scheduler(optimizer, cfg, total_steps=20)  # 4 warm-up steps
+    lrs = []
+    for _ in range(6):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.5) and lrs[4] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="scheduler.warmup_ratio"):
+        build_scheduler(optimizer, {"name": "poly", "warmup_ratio": 1.5}, total_steps=20)

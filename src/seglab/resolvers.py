@@ -34,7 +34,13 @@ def voc_palette(n: int) -> list[list[int]]:
     return [list(c) for c in palette(int(n))]
 
 
+def class_range(n: int) -> list[int]:
+    """`${seglab.range:80}` → [0, ..., 79]: a run of class ids without listing them."""
+    return list(range(int(n)))
+
+
 def register_resolvers() -> None:
     """Idempotent: safe to call from every entry point and test."""
     OmegaConf.register_new_resolver("seglab.auto_precision", auto_precision, replace=True)
     OmegaConf.register_new_resolver("seglab.voc_palette", voc_palette, replace=True)
+    OmegaConf.register_new_resolver("seglab.range", class_range, replace=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 IGNORE_COLOUR = (255, 255, 255)
 
@@ -40,3 +42,38 @@ def denormalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) 
     if hwc.shape[-1] == 1:
         hwc = np.repeat(hwc, 3, axis=-1)
     return (hwc * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def instance_colours(n: int) -> np.ndarray:
+    """n well-separated bright colours (golden-ratio hue steps), uint8 [n, 3]."""
+    hues = (np.arange(n) * 0.618034) % 1.0
+    return np.array(
+        [[round(255 * c) for c in colorsys.hsv_to_rgb(h, 0.85, 1.0)] for h in hues], dtype=np.uint8
+    ).reshape(n, 3)
+
+
+def draw_instances(
+    image: np.ndarray,
+    masks: np.ndarray,
+    captions: Sequence[str],
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """Each instance (bool mask [N,H,W]) blended in its own colour, outlined by its box and
+    captioned (class, and score for predictions) at the box's top-left corner."""
+    out = image.astype(np.float32).copy()
+    colours = instance_colours(len(masks))
+    for mask, colour in zip(masks, colours, strict=True):
+        out[mask] = (1 - alpha) * out[mask] + alpha * colour
+    canvas = Image.fromarray(out.round().clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    for mask, colour, caption in zip(masks, colours, captions, strict=True):
+        ys, xs = np.nonzero(mask)
+        if not len(xs):
+            continue
+        box = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+        draw.rectangle(box, outline=tuple(int(c) for c in colour), width=1)
+        left, top = box[0], max(0, box[1] - 11)
+        text_box = draw.textbbox((left, top), caption)
+        draw.rectangle(text_box, fill=(0, 0, 0))
+        draw.text((left, top), caption, fill=tuple(int(c) for c in colour))
+    return np.asarray(canvas)

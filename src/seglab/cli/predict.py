@@ -63,7 +63,8 @@ def predict(cfg: DictConfig) -> list[Path]:
         raise ConfigError(f"alpha={cfg.alpha}; expected a value in [0, 1]")
     inputs = find_inputs(str(cfg.input))
     infer = OmegaConf.to_container(cfg.infer, resolve=True) if cfg.get("infer") else None
-    task = load_task(cfg.ckpt_path, map_location=_device(cfg.accelerator), infer=infer)  # type: ignore[arg-type]
+    device = _device(cfg.accelerator)
+    task = load_task(cfg.ckpt_path, map_location=device, infer=infer, semantic_only="predict.py")  # type: ignore[arg-type]
     data = task.hparams["data"]
     channels = int(data.get("in_channels", 3))
     # The checkpoint's own normalisation, through the pipeline validation used.

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from rich.console import Console
 from rich.table import Table
 
-OVERALL = ("mIoU", "mF1", "mAcc", "aAcc", "FWIoU", "loss")
+OVERALL = ("mIoU", "mF1", "mAcc", "aAcc", "FWIoU", "mAP", "mAP50", "mAP75", "loss")
 
 
 def fmt_metric(value: float | None) -> str:

@@ -105,9 +105,10 @@ def check_start_checkpoint(path: Path, task: pl.LightningModule) -> None:
     """`ckpt_path=` must open safely and fit the configured model: said before any run starts."""
     problems = weight_mismatch(task.state_dict(), read_checkpoint(path)["state_dict"])
     if problems:
+        model = task.hparams["model"]
         raise ConfigError(
             f"ckpt_path={str(path)!r} does not fit the configured model "
-            f"(model.arch={task.hparams['model'].get('arch')!r}, "
+            f"(model {model.get('arch') or model.get('name')!r}, "
             f"data.num_classes={task.hparams['data'].get('num_classes')}): " + "; ".join(problems)
         )
 
@@ -128,7 +129,8 @@ def train(cfg: DictConfig) -> float | None:
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     out_dir = output_dir(cfg)
 
-    datamodule = hydra.utils.instantiate(cfg.data)
+    # The model's task picks the targets: class masks, or instances too (model=mask_rcnn).
+    datamodule = hydra.utils.instantiate(cfg.data, task=cfg.model.get("task", "semantic"))
     hidden = resumed.masked if resumed is not None else []
     task = build_task(mask_paths(redact_config(container), hidden))  # no credentials in ckpts
     if cfg.get("ckpt_path") and resumed is None:

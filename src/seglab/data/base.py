@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,7 +18,11 @@ from torch.utils.data import Dataset
 
 from seglab.errors import BadSampleError, ConfigError
 
+if TYPE_CHECKING:
+    from seglab.data.instances import InstanceSpec
+
 T = TypeVar("T", int, str)
+L = TypeVar("L")
 SKIPPED_KEY = "skipped"  # per-sample: the bad file passed over to produce it ("" if none)
 
 
@@ -100,6 +104,19 @@ class SegmentationReader(Dataset):
         """Dataset-specific item keys (e.g. the `group` of a per-case metric)."""
         return {}
 
+    def prepare_instances(self) -> None:
+        """Load what `read_instances` needs once, before DataLoader workers fork (default: none)."""
+
+    def read_instances(
+        self, index: int, mask: np.ndarray, spec: InstanceSpec
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Instance masks uint8 [N,H,W] and their class ids [N] for sample `index`, whose
+        validated class mask is `mask`. Default: connected components of the thing classes;
+        readers with native instance annotations override it."""
+        from seglab.data.instances import connected_instances
+
+        return connected_instances(mask, spec)
+
     # --- shared ---------------------------------------------------------------------------
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw, validated pair; raises BadSampleError naming the file and the problem."""
@@ -120,9 +137,14 @@ class SegmentationReader(Dataset):
             )
         return image, mask.astype(np.uint8) if mask.dtype != np.uint8 else mask
 
-    def _load_or_skip(self, index: int) -> tuple[int, np.ndarray, np.ndarray, str]:
+    def load_or_skip(
+        self, index: int, load: Callable[[int], L] | None = None
+    ) -> tuple[int, L, str]:
+        """(index used, `load(index used)`, bad file passed over or ""): sample `index`, or with
+        `skip_bad` the next one that loads. `load` defaults to `self.load`."""
+        load = load or self.load  # type: ignore[assignment]
         try:
-            return index, *self.load(index), ""
+            return index, load(index), ""
         except BadSampleError as error:
             if not self.skip_bad:
                 raise
@@ -132,13 +154,13 @@ class SegmentationReader(Dataset):
         for step in range(1, len(self)):
             other = (index + step) % len(self)
             try:
-                return other, *self.load(other), first_bad
+                return other, load(other), first_bad
             except BadSampleError as error:
                 warnings.warn(f"skipping bad sample: {error}", BadSampleWarning, stacklevel=2)
         raise BadSampleError(f"{self.dataset_name} {self.split}: no sample could be read")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        used, image, mask, skipped = self._load_or_skip(index)
+        used, (image, mask), skipped = self.load_or_skip(index)
         if self.transform is None:
             img_t, mask_t = as_tensor_sample(image, mask)
         else:

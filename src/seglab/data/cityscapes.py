@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 from seglab.data.base import SegmentationReader, apply_lut, label_lut, not_found, require_dir
+from seglab.data.instances import InstanceSpec, keep_instances
 from seglab.data.io import read_label_png, read_rgb
+from seglab.errors import BadSampleError
 
 # The official table (cityscapesScripts labels.py): 19 train classes, everything else 255.
 LABEL_TO_TRAIN: dict[int, int] = {
@@ -17,13 +19,15 @@ LABEL_TO_TRAIN: dict[int, int] = {
     25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
 }  # fmt: skip
 NUM_LABEL_IDS = 34  # labelIds 0..33; larger values are not Cityscapes labels
+INSTANCE_ID_BASE = 1000  # instanceIds: labelId * 1000 + k for instance k of a class
 LUT = label_lut({i: LABEL_TO_TRAIN.get(i, 255) for i in range(NUM_LABEL_IDS)}, invalid=256)
 
 URL = "https://www.cityscapes-dataset.com/downloads/"
 _LAYOUT = """\
   <root>/
     leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
-    gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png"""
+    gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
+    gtFine/.../<city>_<seq>_<frame>_gtFine_instanceIds.png   (model=mask_rcnn)"""
 _SOURCE = (
     f"Get leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from {URL} (login needed) "
     "and unzip both into <root>."
@@ -78,7 +82,34 @@ class Cityscapes(SegmentationReader):
         return self.images[index].name[: -len(IMAGE_SUFFIX)]
 
     def sample_paths(self, index: int) -> dict[str, Path]:
-        return {"image": self.images[index], "mask": self.masks[index]}
+        return {
+            "image": self.images[index],
+            "mask": self.masks[index],
+            "instances": self.instance_path(index),
+        }
+
+    def read_instances(
+        self, index: int, mask: np.ndarray, spec: InstanceSpec
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """gtFine instanceIds: labelId·1000 + k is instance k of that class; a plain labelId
+        on an instance class is a crowd/group region, which makes no instance."""
+        path = self.instance_path(index)
+        if not path.is_file():
+            raise BadSampleError(f"{path}: missing (instance targets need gtFine instanceIds)")
+        ids = read_label_png(path, ("I", "I;16", "I;16B", "L")).astype(np.int64)
+        masks, classes = [], []
+        for value in np.unique(ids[ids >= INSTANCE_ID_BASE]):
+            label_id = int(value) // INSTANCE_ID_BASE
+            if label_id >= NUM_LABEL_IDS:
+                raise BadSampleError(f"{path}: instance id {value} has no Cityscapes labelId")
+            masks.append(ids == value)
+            classes.append(int(LUT[label_id]))
+        return keep_instances(masks, classes, spec, mask.shape)
+
+    def instance_path(self, index: int) -> Path:
+        return self.masks[index].with_name(
+            self.masks[index].name.replace("_labelIds.png", "_instanceIds.png")
+        )
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         image = read_rgb(self.images[index])

@@ -8,6 +8,8 @@ monotonically is the common training form. Files already converted that way
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,10 @@ from typing import Any
 import numpy as np
 
 from seglab.data.base import SegmentationReader, apply_lut, label_lut, not_found, require_dir
+from seglab.data.cache import announce
+from seglab.data.instances import InstanceSpec, keep_instances
 from seglab.data.io import read_label_png, read_rgb
+from seglab.errors import BadSampleError
 
 DROPPED_RAW_IDS: tuple[int, ...] = (11, 25, 28, 29, 44, 65, 67, 68, 70, 82, 90)
 KEPT_RAW_IDS: tuple[int, ...] = tuple(i for i in range(182) if i not in DROPPED_RAW_IDS)
@@ -219,7 +224,8 @@ _LAYOUT = """\
   <root>/
     images/{train2017,val2017}/000000000139.jpg
     annotations/{train2017,val2017}/000000000139.png   (stuffthingmaps: raw ids 0..181, 255)
-      or 000000000139_labelTrainIds.png                (already mapped to 0..170, 255)"""
+      or 000000000139_labelTrainIds.png                (already mapped to 0..170, 255)
+    annotations/instances_{train2017,val2017}.json     (COCO instances; optional, model=mask_rcnn)"""
 _SOURCE = (
     f"Get train2017.zip and val2017.zip (images, cocodataset.org) and "
     f"stuffthingmaps_trainval2017.zip (annotations) from {URL}; unzip images into images/ and "
@@ -253,6 +259,8 @@ class COCOStuff(SegmentationReader):
             p.name[: -len(TRAIN_IDS_SUFFIX)] for p in self.mask_dir.glob("*" + TRAIN_IDS_SUFFIX)
         }
         self.converted = bool(converted)
+        self._coco: Any = None  # pycocotools COCO over instances_<split>.json, once read
+        self._coco_ids: dict[str, int] = {}
         self.ids = sorted(p.stem for p in self.image_dir.glob("*.jpg"))
         if not self.ids:
             raise not_found(self.dataset_name, "no .jpg images", self.image_dir, _LAYOUT, _SOURCE)
@@ -265,6 +273,43 @@ class COCOStuff(SegmentationReader):
                 _LAYOUT,
                 _SOURCE,
             )
+
+    def instances_json(self) -> Path:
+        return self.root / "annotations" / f"instances_{self.split}.json"
+
+    def prepare_instances(self) -> None:
+        """Parse COCO's instances json once (before DataLoader workers fork), if present."""
+        path = self.instances_json()
+        if self._coco is not None or not path.is_file():
+            return
+        from pycocotools.coco import COCO
+
+        announce(f"COCO-Stuff: reading thing instances from {path}")
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            self._coco = COCO(str(path))
+        self._coco_ids = {img["file_name"]: i for i, img in self._coco.imgs.items()}
+
+    def read_instances(
+        self, index: int, mask: np.ndarray, spec: InstanceSpec
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """COCO's instance polygons/RLEs (crowd regions left out) when instances_<split>.json
+        is there, else connected components of the class mask."""
+        self.prepare_instances()
+        if self._coco is None:
+            return super().read_instances(index, mask, spec)
+        image_id = self._coco_ids.get(f"{self.ids[index]}.jpg")
+        if image_id is None:
+            raise BadSampleError(f"{self.instances_json()}: no entry for {self.ids[index]}.jpg")
+        masks, classes = [], []
+        for ann in self._coco.loadAnns(self._coco.getAnnIds(imgIds=image_id, iscrowd=False)):
+            masks.append(self._coco.annToMask(ann))
+            classes.append(int(RAW_TO_TRAIN[ann["category_id"] - 1]))
+        if masks and masks[0].shape != mask.shape:
+            raise BadSampleError(
+                f"{self.instances_json()}: image {image_id} is {masks[0].shape[1]}x"
+                f"{masks[0].shape[0]}, its stuffthingmap {mask.shape[1]}x{mask.shape[0]}"
+            )
+        return keep_instances(masks, classes, spec, mask.shape)
 
     def mask_path(self, sample_id: str) -> Path:
         name = sample_id + (TRAIN_IDS_SUFFIX if self.converted else ".png")

@@ -1,8 +1,9 @@
-"""One LightningDataModule for every semantic dataset: the dataset class comes from config."""
+"""One LightningDataModule for every dataset: the dataset class comes from config, the kind of
+target (class masks, or instances too) from the model's task."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -12,8 +13,11 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
 from seglab.data.base import SKIPPED_KEY, BadSampleWarning
+from seglab.data.instances import InstanceDataset, InstanceSpec, collate_instances
 from seglab.data.transforms import build_transform
 from seglab.errors import ConfigError
+
+TASKS = ("semantic", "instance")
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -43,6 +47,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         prepare: Callable[[], Any] | None = None,
         max_pixel_value: float = 255.0,
+        task: str = "semantic",
+        instance: Mapping[str, Any] | None = None,
         **extra: Any,  # dataset-specific keys other entries interpolate (e.g. image_size)
     ) -> None:
         super().__init__()
@@ -50,7 +56,14 @@ class SegmentationDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}"
             )
+        if task not in TASKS:
+            raise ConfigError(f"model.task={task!r}; the data serves {' or '.join(TASKS)}")
         self.dataset_factory = dataset
+        self.task = task
+        # Which classes form instances (data.instance), checked now: instance tasks only.
+        self.instance_spec = (
+            InstanceSpec.from_config(instance, num_classes) if task == "instance" else None
+        )
         self.name = name
         self.num_classes = num_classes
         self.class_names = list(class_names)
@@ -93,7 +106,11 @@ class SegmentationDataModule(pl.LightningDataModule):
     def make_dataset(self, role: str) -> Dataset:
         """The dataset for a role (train/val/test) with that role's split and transform."""
         transform = self.train_transform if role == "train" else self.val_transform
-        return self.dataset_factory(split=self.splits[role], transform=transform)
+        if self.instance_spec is None:
+            return self.dataset_factory(split=self.splits[role], transform=transform)
+        # The reader's raw samples, transformed together with their instance masks.
+        reader = self.dataset_factory(split=self.splits[role], transform=None)
+        return InstanceDataset(reader, self.instance_spec, transform)
 
     def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
         assert dataset is not None, "call setup() first"
@@ -111,6 +128,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            collate_fn=collate_instances if self.instance_spec is not None else None,
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

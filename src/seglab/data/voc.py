@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from seglab.data.base import SegmentationReader, not_found
+from seglab.data.instances import InstanceSpec, instances_from_ids
 from seglab.data.io import read_label_png, read_mat, read_rgb
 from seglab.errors import BadSampleError, DatasetNotFoundError
 
@@ -52,7 +53,8 @@ _LAYOUT = """\
       VOC2012/
         ImageSets/Segmentation/{train,val,trainval}.txt
         JPEGImages/<id>.jpg
-        SegmentationClass/<id>.png   (palette PNG: pixel index = class id, 255 = void)"""
+        SegmentationClass/<id>.png   (palette PNG: pixel index = class id, 255 = void)
+        SegmentationObject/<id>.png  (palette PNG: pixel index = object; model=mask_rcnn)"""
 
 
 def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
@@ -108,6 +110,15 @@ def read_sbd_mask(path: Path) -> np.ndarray:
         return np.asarray(gt[0]["Segmentation"][0]).astype(np.uint8)
     except (IndexError, KeyError, ValueError) as e:
         raise BadSampleError(f"{path}: GTcls has no Segmentation field ({e})") from e
+
+
+def read_sbd_objects(path: Path) -> np.ndarray:
+    """An SBD object mask: `loadmat(f)["GTinst"][0]["Segmentation"][0]` (uint8 object ids)."""
+    gt = read_mat(path, "GTinst")
+    try:
+        return np.asarray(gt[0]["Segmentation"][0]).astype(np.uint8)
+    except (IndexError, KeyError, ValueError) as e:
+        raise BadSampleError(f"{path}: GTinst has no Segmentation field ({e})") from e
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -192,6 +203,30 @@ class VOCSegmentation(SegmentationReader):
         aug = self.base / "SegmentationClassAug" / f"{sample_id}.png"
         return aug if aug.is_file() else path
 
+    def instance_path(self, sample_id: str) -> Path | None:
+        """SegmentationObject/<id>.png, else SBD's inst/<id>.mat, else None (not annotated)."""
+        path = self.base / "SegmentationObject" / f"{sample_id}.png"
+        if path.is_file():
+            return path
+        sbd = self.sbd / "inst" / f"{sample_id}.mat" if self.sbd is not None else None
+        return sbd if sbd is not None and sbd.is_file() else None
+
+    def read_instances(
+        self, index: int, mask: np.ndarray, spec: InstanceSpec
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Objects of SegmentationObject (index = object, 0 background, 255 void), each of the
+        class under it in SegmentationClass; connected components where none is annotated."""
+        path = self.instance_path(self.ids[index])
+        if path is None:
+            return super().read_instances(index, mask, spec)
+        ids = read_sbd_objects(path) if path.suffix == ".mat" else read_voc_mask(path)
+        if ids.shape != mask.shape:
+            raise BadSampleError(
+                f"{path}: object mask size {ids.shape[1]}x{ids.shape[0]} differs from the "
+                f"class mask's {mask.shape[1]}x{mask.shape[0]}"
+            )
+        return instances_from_ids(ids, mask, spec)
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -200,7 +235,9 @@ class VOCSegmentation(SegmentationReader):
 
     def sample_paths(self, index: int) -> dict[str, Path]:
         sample_id = self.ids[index]
-        return {"image": self.image_path(sample_id), "mask": self.mask_path(sample_id)}
+        paths = {"image": self.image_path(sample_id), "mask": self.mask_path(sample_id)}
+        instances = self.instance_path(sample_id)
+        return paths if instances is None else {**paths, "instances": instances}
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         paths = self.sample_paths(index)

@@ -32,7 +32,12 @@ def _nondeterministic_allowed() -> Iterator[None]:
 
 
 class ConfusionMatrix(Metric):
-    """Pixel confusion matrix: rows are labels, columns are predictions (int64 [C, C])."""
+    """Pixel confusion matrix: rows are labels, columns are predictions (int64 [C, C]).
+
+    With `unassigned=True` a last column [C, C+1] counts pixels predicted as no class at all
+    (prediction value C): what an instance model leaves uncovered on data with no background
+    class. They are misses of their label's class, never hits of any.
+    """
 
     full_state_update = False
     is_differentiable = False
@@ -40,15 +45,22 @@ class ConfusionMatrix(Metric):
 
     matrix: torch.Tensor
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255, **kwargs) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None = 255,
+        unassigned: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+        self.columns = num_classes + 1 if unassigned else num_classes
         self.add_state(
             "matrix",
-            default=torch.zeros(num_classes, num_classes, dtype=torch.long),
+            default=torch.zeros(num_classes, self.columns, dtype=torch.long),
             dist_reduce_fx="sum",
         )
 
@@ -72,12 +84,13 @@ class ConfusionMatrix(Metric):
         if self.ignore_index is not None:
             keep &= label != self.ignore_index
         label, pred = label[keep], pred[keep]
-        if not from_logits and pred.numel() and (pred.min() < 0 or pred.max() >= c):
-            raise ValueError(f"predicted class ids must lie in [0, {c})")
+        cols = self.columns
+        if not from_logits and pred.numel() and (pred.min() < 0 or pred.max() >= cols):
+            raise ValueError(f"predicted class ids must lie in [0, {cols})")
 
         with _nondeterministic_allowed():
-            counts = torch.bincount(label * c + pred, minlength=c * c)
-        self.matrix += counts.reshape(c, c)
+            counts = torch.bincount(label * cols + pred, minlength=c * cols)
+        self.matrix += counts.reshape(c, cols)
 
     def compute(self) -> torch.Tensor:
         """The accumulated matrix; turn it into scores with `segmentation_scores`."""
@@ -89,10 +102,11 @@ def segmentation_scores(matrix: torch.Tensor, class_names: Sequence[str]) -> dic
 
     Per-class values are NaN where undefined (0/0); means skip NaN, so a class absent from both
     label and prediction is left out, while one predicted but never labelled counts with IoU 0.
+    A [C, C+1] matrix's last column (pixels given no class) counts in the labels' areas only.
     """
     n = matrix.size(0)
-    if matrix.dim() != 2 or matrix.size(1) != n:
-        raise ValueError(f"matrix must be square, got shape {tuple(matrix.shape)}")
+    if matrix.dim() != 2 or matrix.size(1) not in (n, n + 1):
+        raise ValueError(f"matrix must be [C, C] or [C, C+1], got shape {tuple(matrix.shape)}")
     if len(class_names) != n:
         raise ValueError(f"{len(class_names)} class names given for a {n}-class confusion matrix")
     if len(set(class_names)) != n:
@@ -100,7 +114,7 @@ def segmentation_scores(matrix: torch.Tensor, class_names: Sequence[str]) -> dic
 
     m = matrix.detach().to(device="cpu", dtype=torch.float64)
     inter = m.diagonal()
-    pred_area = m.sum(dim=0)
+    pred_area = m[:, :n].sum(dim=0)
     label_area = m.sum(dim=1)
     union = pred_area + label_area - inter
 

@@ -7,10 +7,11 @@ from typing import Any
 import hydra.utils
 from torch import nn
 
+from seglab.models.mask_rcnn import build_mask_rcnn
 from seglab.models.smp_models import build_smp_model
 
-# Keys of a model config that describe the model rather than configure its factory.
-DESCRIPTIVE_KEYS = ("task", "name", "channels_last")
+# Keys of a model config that describe the model or are read by its task, not by its factory.
+DESCRIPTIVE_KEYS = ("task", "name", "channels_last", "mask_threshold")
 
 
 def build_model(model_cfg: dict[str, Any]) -> nn.Module:
@@ -19,4 +20,4 @@ def build_model(model_cfg: dict[str, Any]) -> nn.Module:
     return hydra.utils.instantiate(factory_cfg, _convert_="all")
 
 
-__all__ = ["DESCRIPTIVE_KEYS", "build_model", "build_smp_model"]
+__all__ = ["DESCRIPTIVE_KEYS", "build_mask_rcnn", "build_model", "build_smp_model"]

@@ -26,6 +26,10 @@ def build_scheduler(
     if name not in SCHEDULES:
         raise ConfigError(f"scheduler.name={name!r}; expected one of {SCHEDULES}")
     warmup = int(cfg.get("warmup_steps", 0) or 0)
+    ratio = float(cfg.get("warmup_ratio", 0) or 0)  # a share of the run, when no step count
+    if not 0 <= ratio < 1:
+        raise ConfigError(f"scheduler.warmup_ratio={ratio} must be in [0, 1)")
+    warmup = warmup or int(ratio * total_steps)
     if warmup < 0 or (warmup and warmup >= total_steps):
         raise ConfigError(
             f"scheduler.warmup_steps={warmup} must be in [0, {total_steps}) (the run's total steps)"

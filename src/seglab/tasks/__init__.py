@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytorch_lightning as pl
 
 from seglab.errors import ConfigError
+from seglab.tasks.instance import InstanceSegmentationTask
 from seglab.tasks.semantic import SemanticSegmentationTask
 
-TASKS: dict[str, type[pl.LightningModule]] = {"semantic": SemanticSegmentationTask}
+TASKS: dict[str, type[pl.LightningModule]] = {
+    "semantic": SemanticSegmentationTask,
+    "instance": InstanceSegmentationTask,
+}
 
 
 def task_class(name: str) -> type[pl.LightningModule]:
@@ -17,4 +21,4 @@ def task_class(name: str) -> type[pl.LightningModule]:
     return TASKS[name]
 
 
-__all__ = ["TASKS", "SemanticSegmentationTask", "task_class"]
+__all__ = ["TASKS", "InstanceSegmentationTask", "SemanticSegmentationTask", "task_class"]

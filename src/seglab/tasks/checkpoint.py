@@ -92,19 +92,28 @@ def load_task(
     model: Mapping[str, Any] | None = None,
     infer: Mapping[str, Any] | None = None,
     ckpt: Mapping[str, Any] | None = None,
+    semantic_only: str | None = None,
 ) -> pl.LightningModule:
     """Rebuild the task from the checkpoint alone (read once) and load its weights.
 
     `model` replaces the checkpoint's model config (eval.py's `model=`); when the weights do not
     fit it, or do not fit the checkpoint's own config, the error says what differs.
     `infer` sets how evaluation/prediction compute logits (conf/infer). `ckpt`: the already read
-    checkpoint, when the caller needed it first.
+    checkpoint, when the caller needed it first. `semantic_only`: the tool's name, when it
+    handles semantic checkpoints alone (the error sends other ones to eval.py).
     """
     from seglab.tasks import task_class
 
     path = Path(ckpt_path)
     ckpt = ckpt if ckpt is not None else read_checkpoint(path)
     hparams = dict(ckpt["hyper_parameters"])
+    kind = hparams["model"].get("task", "semantic")
+    if semantic_only and kind != "semantic":
+        raise ConfigError(
+            f"ckpt_path={str(path)!r} is an {kind} segmentation checkpoint "
+            f"({hparams['model'].get('name')}); {semantic_only} handles semantic ones. "
+            "Score it with eval.py (mask mAP and the semantic metrics)."
+        )
     differences: list[str] = []
     if model is not None:
         differences = model_differences(hparams["model"], model)

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import hydra.utils
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from seglab.inference import InferSettings, infer_logits
-from seglab.metrics import ConfusionMatrix, segmentation_scores
-from seglab.metrics.grouped import (
-    build_grouped_metrics,
-    compute_grouped_metrics,
-    update_grouped_metrics,
-)
+from seglab.metrics import ConfusionMatrix
+from seglab.metrics.grouped import update_grouped_metrics
 from seglab.models import build_model
-from seglab.optim import build_scheduler
+from seglab.tasks.base import SegmentationTask
 
 OUTPUT_STRIDE = 32  # smp encoders downsample by up to 2**5
 
 
-class SemanticSegmentationTask(pl.LightningModule):
-    """Everything is built from plain config dicts, which are also the checkpoint's hparams.
-
-    A checkpoint is therefore self-describing (`load_from_checkpoint(path)` rebuilds model, loss
-    and class metadata) and loads with `torch.load(..., weights_only=True)`.
-    """
+class SemanticSegmentationTask(SegmentationTask):
+    """An smp network trained with a pixel loss; validation through `infer` (whole/slide/TTA)."""
 
     def __init__(
         self,
@@ -40,8 +30,7 @@ class SemanticSegmentationTask(pl.LightningModule):
         data: dict[str, Any],
         infer: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(logger=False)
+        super().__init__(model, loss, optim, scheduler, data, infer)
         self.net = build_model(model)
         # NHWC convolutions: ~15-25% faster on CPU (oneDNN) and what tensor cores want under AMP.
         self.memory_format = (
@@ -49,15 +38,6 @@ class SemanticSegmentationTask(pl.LightningModule):
         )
         self.net.to(memory_format=self.memory_format)
         self.criterion = hydra.utils.instantiate(loss, _convert_="all")
-        self.num_classes = int(data["num_classes"])
-        self.ignore_index = int(data["ignore_index"])
-        self.class_names = list(data["class_names"])
-        self.val_matrix = ConfusionMatrix(self.num_classes, self.ignore_index)
-        self.test_matrix = ConfusionMatrix(self.num_classes, self.ignore_index)
-        # Per-case / per-city metrics declared by the dataset (data.extra_metrics), val and test.
-        self.grouped_metrics = build_grouped_metrics(data.get("extra_metrics"), self.ignore_index)
-        # Confusion matrix of the last finished validation/test epoch, for artifacts and summaries.
-        self.last_matrix: dict[str, Tensor] = {}
         self.set_inference(infer)
 
     def set_inference(self, infer: dict[str, Any] | None) -> None:
@@ -120,43 +100,3 @@ class SemanticSegmentationTask(pl.LightningModule):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_matrix)
-
-    def _log_scores(self, stage: str, matrix: ConfusionMatrix) -> None:
-        counts = matrix.compute()  # summed over ranks
-        matrix.reset()
-        self.last_matrix[stage] = counts.detach().cpu()
-        scores = segmentation_scores(counts, self.class_names)
-        # Classes absent from labels and predictions have no score: leave gaps, not fake zeros.
-        finite = {f"{stage}/{k}": v for k, v in scores.items() if math.isfinite(v)}
-        miou = finite.pop(f"{stage}/mIoU", None)
-        # Already equal on every rank (the matrix was summed); sync_dist only keeps Lightning from
-        # warning and guarantees ModelCheckpoint sees the same value everywhere.
-        self.log_dict(finite, sync_dist=True)
-        if miou is not None:
-            self.log(f"{stage}/mIoU", miou, prog_bar=True, sync_dist=True)
-
-    def _log_grouped(self, stage: str) -> None:
-        # Validation and test never overlap, so they share the (self-resetting) grouped metrics.
-        grouped = compute_grouped_metrics(self.grouped_metrics)
-        self.log_dict({f"{stage}/{k}": v for k, v in grouped.items()}, sync_dist=True)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_scores("val", self.val_matrix)
-        self._log_grouped("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_scores("test", self.test_matrix)
-        self._log_grouped("test")
-
-    def configure_optimizers(self) -> Any:
-        optim_cfg = dict(self.hparams["optim"])
-        optimizer = hydra.utils.instantiate(optim_cfg, params=self.parameters())
-        scheduler = build_scheduler(
-            optimizer, dict(self.hparams["scheduler"]), int(self.trainer.estimated_stepping_batches)
-        )
-        if scheduler is None:
-            return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
-        }

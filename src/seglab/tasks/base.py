@@ -1,0 +1,89 @@
+"""What every segmentation task shares: class metadata, the epoch's confusion matrix and its
+scores, the dataset's grouped metrics, optimiser and schedule."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import hydra.utils
+import pytorch_lightning as pl
+from torch import Tensor
+
+from seglab.metrics import ConfusionMatrix, segmentation_scores
+from seglab.metrics.grouped import build_grouped_metrics, compute_grouped_metrics
+from seglab.optim import build_scheduler
+
+
+class SegmentationTask(pl.LightningModule):
+    """Built from plain config dicts, which are also the checkpoint's hparams.
+
+    A checkpoint is therefore self-describing (`load_from_checkpoint(path)` rebuilds model, loss
+    and class metadata) and loads with `torch.load(..., weights_only=True)`. Subclasses build
+    the network and feed `val_matrix`/`test_matrix` and `grouped_metrics` in their steps; the
+    scores logged from them (`val/mIoU`, `val/IoU/<class>`, ...) are the same for every task.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        loss: dict[str, Any],
+        optim: dict[str, Any],
+        scheduler: dict[str, Any],
+        data: dict[str, Any],
+        infer: dict[str, Any] | None = None,
+        unassigned: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["unassigned"])
+        self.num_classes = int(data["num_classes"])
+        self.ignore_index = int(data["ignore_index"])
+        self.class_names = list(data["class_names"])
+        # unassigned: predictions may leave pixels without a class (see ConfusionMatrix).
+        self.val_matrix = ConfusionMatrix(self.num_classes, self.ignore_index, unassigned)
+        self.test_matrix = ConfusionMatrix(self.num_classes, self.ignore_index, unassigned)
+        # Per-case / per-city metrics declared by the dataset (data.extra_metrics), val and test.
+        self.grouped_metrics = build_grouped_metrics(data.get("extra_metrics"), self.ignore_index)
+        # Confusion matrix of the last finished validation/test epoch, for artifacts and summaries.
+        self.last_matrix: dict[str, Tensor] = {}
+
+    def _log_scores(self, stage: str, matrix: ConfusionMatrix) -> None:
+        counts = matrix.compute()  # summed over ranks
+        matrix.reset()
+        self.last_matrix[stage] = counts.detach().cpu()
+        scores = segmentation_scores(counts, self.class_names)
+        # Classes absent from labels and predictions have no score: leave gaps, not fake zeros.
+        finite = {f"{stage}/{k}": v for k, v in scores.items() if math.isfinite(v)}
+        miou = finite.pop(f"{stage}/mIoU", None)
+        # Already equal on every rank (the matrix was summed); sync_dist only keeps Lightning from
+        # warning and guarantees ModelCheckpoint sees the same value everywhere.
+        self.log_dict(finite, sync_dist=True)
+        if miou is not None:
+            self.log(f"{stage}/mIoU", miou, prog_bar=True, sync_dist=True)
+
+    def _log_grouped(self, stage: str) -> None:
+        # Validation and test never overlap, so they share the (self-resetting) grouped metrics.
+        grouped = compute_grouped_metrics(self.grouped_metrics)
+        self.log_dict({f"{stage}/{k}": v for k, v in grouped.items()}, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scores("val", self.val_matrix)
+        self._log_grouped("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_scores("test", self.test_matrix)
+        self._log_grouped("test")
+
+    def configure_optimizers(self) -> Any:
+        optim_cfg = dict(self.hparams["optim"])
+        params = [p for p in self.parameters() if p.requires_grad]  # frozen backbone layers
+        optimizer = hydra.utils.instantiate(optim_cfg, params=params)
+        scheduler = build_scheduler(
+            optimizer, dict(self.hparams["scheduler"]), int(self.trainer.estimated_stepping_batches)
+        )
+        if scheduler is None:
+            return optimizer
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }

@@ -1,0 +1,152 @@
+"""`model=mask_rcnn` end to end: every dataset fixture, a short run that learns, eval.py's mAP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import datasets as D
+from tests.conftest import TINY_DATA, compose_train, run_entry_point
+from tests.test_datasets_train import MAKERS, PER_DATASET, SMALL
+
+pytestmark = pytest.mark.slow
+
+# torchvision's Mask R-CNN on a ResNet-18 FPN at 64 px, with fewer proposals and sampled RoIs:
+# the real model and losses, at a size 2 CPU cores train in seconds per step.
+TINY_MASK_RCNN = [
+    "model=mask_rcnn",
+    "model.variant=resnet_fpn",
+    "model.backbone=resnet18",
+    "model.min_size=64",
+    "model.max_size=64",
+    "+model.rpn_pre_nms_top_n_train=256",
+    "+model.rpn_post_nms_top_n_train=128",
+    "+model.rpn_pre_nms_top_n_test=128",
+    "+model.rpn_post_nms_top_n_test=64",
+    "+model.box_batch_size_per_image=64",
+    "trainer.precision=32-true",
+]
+EVERY_DATASET = {**PER_DATASET, "lits": []}
+MAKE = {**MAKERS, "lits": lambda r: D.make_lits(r)[0]}
+
+
+@pytest.mark.parametrize("name", list(EVERY_DATASET))
+def test_fast_dev_run_on_every_dataset(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import seglab.cli.train as cli
+
+    seen: dict[str, float] = {}
+    monkeypatch.setattr(cli, "print_run_summary", lambda _c, metrics, *a, **k: seen.update(metrics))
+    overrides = [
+        f"data={name}",
+        f"data.root={MAKE[name](tmp_path / name)}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "trainer.fast_dev_run=true",
+        *SMALL,
+        *EVERY_DATASET[name],
+        *TINY_MASK_RCNN,
+    ]
+    cli.train(compose_train(overrides, output_dir=tmp_path / "out"))
+    assert seen["train/loss"] > 0 and seen["train/loss_mask"] > 0, sorted(seen)
+    assert 0.0 <= seen["val/mIoU"] <= 1.0 and 0.0 <= seen["val/mAP"] <= 1.0, sorted(seen)
+
+
+TRAIN = [
+    *TINY_DATA,
+    "data.prepare.num_train=32",
+    "data.batch_size=4",
+    *TINY_MASK_RCNN,
+    "trainer.max_epochs=3",
+    "optim.lr=0.01",
+    "trainer.gradient_clip_val=5.0",  # from scratch, BatchNorm on 4 images: keep steps sane
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_progress_bar=false",
+    "callbacks.mlflow_artifacts.num_overlay_images=2",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
+    """A 3-epoch train.py run of the tiny Mask R-CNN on the synthetic shapes, and the val/mAP of
+    the same model before any training (same seed, same init, same val images)."""
+    import hydra.utils
+    import pytorch_lightning as pl
+    from omegaconf import OmegaConf
+
+    from seglab.cli.train import build_task
+
+    tmp = tmp_path_factory.mktemp("mask_rcnn")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    args = [*TRAIN, f"data.root={tiny_synthetic_root}"]
+    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+    cfg = compose_train(args, output_dir=tmp / "untrained")
+    pl.seed_everything(cfg.seed)  # as train.py does before building the model
+    task = build_task(OmegaConf.to_container(cfg, resolve=True))
+    datamodule = hydra.utils.instantiate(cfg.data, task="instance")
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    (untrained,) = trainer.validate(task, datamodule=datamodule, verbose=False)
+    out = tmp / "run"
+    return {
+        "out": out,
+        "uri": uri,
+        "run_id": json.loads((out / "mlflow_run.json").read_text())["run_id"],
+        "untrained": untrained,
+        "stdout": proc.stdout,
+    }
+
+
+def test_training_raises_map_and_logs_both_metric_families(trained: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(trained["uri"])
+    history = {
+        key: [m.value for m in sorted(client.get_metric_history(trained["run_id"], key), key=lambda m: m.step)]
+        for key in ("val/mAP", "val/mAP50", "val/mAP75", "val/mIoU", "val/IoU/disc", "train/loss_mask")
+    }  # fmt: skip
+    assert all(len(values) == 3 for values in history.values()), history
+    assert max(history["val/mAP"]) > trained["untrained"]["val/mAP"], (
+        history,
+        trained["untrained"],
+    )
+    assert history["val/mIoU"][-1] > trained["untrained"]["val/mIoU"]
+    plots = {a.path for a in client.list_artifacts(trained["run_id"], "plots")}
+    assert {"plots/val_overlays.png", "plots/confusion_matrix.png"} <= plots
+    assert "val/mAP" in trained["stdout"]  # the console summary lists it
+
+
+def test_eval_reports_the_checkpoints_map(trained: dict, tmp_path: Path) -> None:
+    """eval.py on the final checkpoint reproduces the last logged val/mAP and val/mIoU."""
+    from mlflow.tracking import MlflowClient
+
+    ckpt = trained["out"] / "checkpoints" / "last.ckpt"
+    proc = run_entry_point("eval.py", [f"ckpt_path={ckpt}", "progress_bar=false"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "test/mAP50" in proc.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
+    client = MlflowClient(trained["uri"])
+    for key in ("mAP", "mIoU"):
+        logged = max(
+            client.get_metric_history(trained["run_id"], f"val/{key}"), key=lambda m: m.step
+        )
+        assert metrics[f"test/{key}"] == pytest.approx(logged.value, abs=1e-4), key
+
+
+@pytest.mark.parametrize("script", ["predict.py", "export.py"])
+def test_semantic_only_tools_refuse_instance_checkpoints(
+    trained: dict, tmp_path: Path, script: str
+) -> None:
+    from PIL import Image
+
+    ckpt = trained["out"] / "checkpoints" / "last.ckpt"
+    Image.new("RGB", (32, 32)).save(tmp_path / "in.png")
+    args = [f"ckpt_path={ckpt}"]
+    if script == "predict.py":
+        args += [f"input={tmp_path / 'in.png'}", f"output={tmp_path / 'pred'}"]
+    proc = run_entry_point(script, args, tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "instance segmentation checkpoint" in proc.stderr and "eval.py" in proc.stderr
