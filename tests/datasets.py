@@ -268,3 +268,14 @@ def make_ccp(
         cells[0, i] = np.array([name])
     savemat(root / "label_list.mat", {"label_list": cells})
     return root, written
+
+
+# data.root writers by config name, for tests that go over every dataset.
+ROOT_MAKERS = {
+    "voc": lambda root: make_voc(root),
+    "coco_stuff": lambda root: make_coco_stuff(root)[0],
+    "cityscapes": lambda root: make_cityscapes(root)[0],
+    "inria": lambda root: make_inria(root)[0],
+    "ccp": lambda root: make_ccp(root)[0],
+    "lits": lambda root: make_lits(root)[0],
+}

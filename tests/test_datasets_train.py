@@ -23,13 +23,7 @@ PER_DATASET = {
     "inria": ["data.crop_size=32", "data.dataset.val_crop_size=5000"],  # val: whole tiles
     "ccp": ["data.image_size=64", "data.crop_size=32", "data.dataset.val_size=3"],
 }
-MAKERS = {
-    "voc": lambda r: D.make_voc(r),
-    "coco_stuff": lambda r: D.make_coco_stuff(r)[0],
-    "cityscapes": lambda r: D.make_cityscapes(r)[0],
-    "inria": lambda r: D.make_inria(r)[0],
-    "ccp": lambda r: D.make_ccp(r)[0],
-}
+MAKERS = D.ROOT_MAKERS
 
 
 @pytest.mark.parametrize("name", list(PER_DATASET))

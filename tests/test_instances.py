@@ -29,14 +29,7 @@ SMALL = {
     "ccp": ["data.image_size=64", "data.crop_size=32", "data.dataset.val_size=3"],
     "lits": [],
 }
-MAKERS = {
-    "voc": lambda r: D.make_voc(r),
-    "coco_stuff": lambda r: D.make_coco_stuff(r)[0],
-    "cityscapes": lambda r: D.make_cityscapes(r)[0],
-    "inria": lambda r: D.make_inria(r)[0],
-    "ccp": lambda r: D.make_ccp(r)[0],
-    "lits": lambda r: D.make_lits(r)[0],
-}
+MAKERS = D.ROOT_MAKERS
 
 
 def instance_datamodule(name: str, root: Path, tmp_path: Path, *extra: str):

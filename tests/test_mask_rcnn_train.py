@@ -9,7 +9,7 @@ import pytest
 
 from tests import datasets as D
 from tests.conftest import TINY_DATA, compose_train, run_entry_point
-from tests.test_datasets_train import MAKERS, PER_DATASET, SMALL
+from tests.test_datasets_train import PER_DATASET, SMALL
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,6 @@ TINY_MASK_RCNN = [
     "trainer.precision=32-true",
 ]
 EVERY_DATASET = {**PER_DATASET, "lits": []}
-MAKE = {**MAKERS, "lits": lambda r: D.make_lits(r)[0]}
 
 
 @pytest.mark.parametrize("name", list(EVERY_DATASET))
@@ -42,7 +41,7 @@ def test_fast_dev_run_on_every_dataset(
     monkeypatch.setattr(cli, "print_run_summary", lambda _c, metrics, *a, **k: seen.update(metrics))
     overrides = [
         f"data={name}",
-        f"data.root={MAKE[name](tmp_path / name)}",
+        f"data.root={D.ROOT_MAKERS[name](tmp_path / name)}",
         f"data.cache_dir={tmp_path / 'cache'}",
         "trainer.fast_dev_run=true",
         *SMALL,

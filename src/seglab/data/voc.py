@@ -103,22 +103,14 @@ def read_voc_mask(path: Path) -> np.ndarray:
     return read_label_png(path, ("P", "L"))
 
 
-def read_sbd_mask(path: Path) -> np.ndarray:
-    """An SBD class mask: `loadmat(f)["GTcls"][0]["Segmentation"][0]` (uint8 ids, 255 = void)."""
-    gt = read_mat(path, "GTcls")
+def read_sbd_mask(path: Path, struct: str = "GTcls") -> np.ndarray:
+    """An SBD mask: `loadmat(f)[struct][0]["Segmentation"][0]` as uint8; GTcls (cls/*.mat)
+    holds class ids (255 = void), GTinst (inst/*.mat) object ids."""
+    gt = read_mat(path, struct)
     try:
         return np.asarray(gt[0]["Segmentation"][0]).astype(np.uint8)
     except (IndexError, KeyError, ValueError) as e:
-        raise BadSampleError(f"{path}: GTcls has no Segmentation field ({e})") from e
-
-
-def read_sbd_objects(path: Path) -> np.ndarray:
-    """An SBD object mask: `loadmat(f)["GTinst"][0]["Segmentation"][0]` (uint8 object ids)."""
-    gt = read_mat(path, "GTinst")
-    try:
-        return np.asarray(gt[0]["Segmentation"][0]).astype(np.uint8)
-    except (IndexError, KeyError, ValueError) as e:
-        raise BadSampleError(f"{path}: GTinst has no Segmentation field ({e})") from e
+        raise BadSampleError(f"{path}: {struct} has no Segmentation field ({e})") from e
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -219,7 +211,7 @@ class VOCSegmentation(SegmentationReader):
         path = self.instance_path(self.ids[index])
         if path is None:
             return super().read_instances(index, mask, spec)
-        ids = read_sbd_objects(path) if path.suffix == ".mat" else read_voc_mask(path)
+        ids = read_sbd_mask(path, "GTinst") if path.suffix == ".mat" else read_voc_mask(path)
         if ids.shape != mask.shape:
             raise BadSampleError(
                 f"{path}: object mask size {ids.shape[1]}x{ids.shape[0]} differs from the "
