@@ -59,7 +59,6 @@ class SegmentationDataModule(pl.LightningDataModule):
         if task not in TASKS:
             raise ConfigError(f"model.task={task!r}; the data serves {' or '.join(TASKS)}")
         self.dataset_factory = dataset
-        self.task = task
         # Which classes form instances (data.instance), checked now: instance tasks only.
         self.instance_spec = (
             InstanceSpec.from_config(instance, num_classes) if task == "instance" else None
