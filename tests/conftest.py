@@ -25,11 +25,18 @@ TINY_DATA = [
 ]
 
 
-def compose_train(overrides: Sequence[str] = (), output_dir: Path | None = None) -> DictConfig:
-    """conf/train.yaml composed as `python train.py <overrides>` would, outside a Hydra run."""
+def compose_entry(
+    config: str, overrides: Sequence[str] = (), output_dir: Path | None = None
+) -> DictConfig:
+    """conf/<config>.yaml composed as `python <config>.py <overrides>` would, outside Hydra."""
     extra = [f"paths.output_dir={output_dir}"] if output_dir else []
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[*overrides, *extra])
+        return compose(config, overrides=[*overrides, *extra])
+
+
+def compose_train(overrides: Sequence[str] = (), output_dir: Path | None = None) -> DictConfig:
+    """conf/train.yaml composed as `python train.py <overrides>` would, outside a Hydra run."""
+    return compose_entry("train", overrides, output_dir)
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +93,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_roo
         *TINY_DATA, f"data.root={tiny_synthetic_root}", "trainer.max_epochs=1",
         "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
         "callbacks.mlflow_artifacts.num_overlay_images=0", "optim.lr=0.001",
+        "trainer.precision=32-true",  # the same on every CPU (test_architectures_e2e: bf16 too)
     ]  # fmt: skip
     proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -65,3 +65,36 @@ def test_unsafe_or_foreign_files_are_refused(tmp_path: Path) -> None:
         read_checkpoint(tmp_path / "plain.ckpt")
     with pytest.raises(SeglabError, match="no such file"):
         read_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_a_checkpoint_records_the_precision_it_validated_at(ckpt: dict) -> None:
+    from seglab.resolvers import auto_precision
+    from seglab.tasks.checkpoint import checkpoint_precision
+
+    assert ckpt["seglab_precision"] == "32-true"  # the fixture trains at 32-true on every CPU
+    assert checkpoint_precision(ckpt, "cpu") == "32-true"
+    older = {k: v for k, v in ckpt.items() if k != "seglab_precision"}
+    assert checkpoint_precision(older, "cpu") == auto_precision("cpu")  # before it was recorded
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "dtype"),
+    [
+        ("32-true", "cpu", torch.float32),
+        ("bf16-mixed", "cpu", torch.bfloat16),
+        ("16-mixed", "cpu", torch.bfloat16),  # as Lightning's Trainer runs it on a CPU
+    ],
+)
+def test_predict_runs_at_lightnings_precision(precision: str, device: str, dtype) -> None:
+    from seglab.inference.precision import precision_plugin
+
+    layer = torch.nn.Conv2d(3, 2, 1)
+    with precision_plugin(precision, device).forward_context():
+        assert layer(torch.zeros(1, 3, 4, 4)).dtype == dtype
+
+
+def test_unknown_precision_is_named() -> None:
+    from seglab.inference.precision import precision_plugin
+
+    with pytest.raises(ConfigError, match="precision='8-mixed'"):
+        precision_plugin("8-mixed", "cpu")

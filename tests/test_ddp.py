@@ -29,7 +29,11 @@ from tests.conftest import FAST_JOB, compose_train, run_entry_point, run_multiru
 VAL_ONE_BY_ONE = "data.val_batch_size=1"
 SAME_NUMERICS = {"OMP_NUM_THREADS": "1"}
 DDP_JOB = [
-    *(o for o in FAST_JOB if not o.startswith(("trainer.max_epochs", "trainer.limit_val"))),
+    *(
+        o
+        for o in FAST_JOB
+        if not o.startswith(("trainer.max_epochs", "trainer.limit_val", "trainer.precision"))
+    ),
     "trainer.max_epochs=1",
     "trainer=ddp_cpu",
     VAL_ONE_BY_ONE,
@@ -38,7 +42,7 @@ CONFUSION_METRICS = ("val/mIoU", "val/aAcc", "val/mAcc", "val/mF1", "val/FWIoU")
 
 
 def _one_process_val(
-    ckpt: Path, data_root: Path, tmp: Path, data_args: tuple[str, ...] = ()
+    ckpt: Path, data_root: Path, tmp: Path, data_args: tuple[str, ...], precision: str
 ) -> dict[str, float]:
     """The checkpoint validated by a plain 1-process trainer over the same val split."""
     overrides = [*FAST_JOB, VAL_ONE_BY_ONE, f"data.root={data_root}", *data_args]
@@ -46,7 +50,7 @@ def _one_process_val(
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
-        precision="32-true",
+        precision=precision,
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -63,9 +67,14 @@ def _one_process_val(
 
 
 def _assert_same_val_metrics(
-    run, ckpt: Path, data_root: Path, tmp: Path, data_args: tuple[str, ...] = ()
+    run,
+    ckpt: Path,
+    data_root: Path,
+    tmp: Path,
+    data_args: tuple[str, ...] = (),
+    precision: str = "32-true",
 ) -> None:
-    single = _one_process_val(ckpt, data_root, tmp, data_args)
+    single = _one_process_val(ckpt, data_root, tmp, data_args, precision)
     logged = run.data.metrics
     keys = [*CONFUSION_METRICS, *(k for k in single if k.startswith("val/IoU/"))]
     assert len(keys) > len(CONFUSION_METRICS)
@@ -80,14 +89,15 @@ def _output_dirs(root: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_ddp_cpu_run_is_one_run_with_synced_metrics(tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])  # bf16 forced on any CPU
+def test_ddp_cpu_run_is_one_run_with_synced_metrics(tmp_path: Path, precision: str) -> None:
     # 7 val images on 2 ranks: a padding sampler would count one of them twice.
     data_root = tmp_path / "data"
     data_args = ("data.prepare.num_train=16", "data.prepare.num_val=7")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = run_entry_point(
         "train.py",
-        [*DDP_JOB, f"data.root={data_root}", *data_args],
+        [*DDP_JOB, f"trainer.precision={precision}", f"data.root={data_root}", *data_args],
         tmp_path,
         tracking_uri=uri,
         env=SAME_NUMERICS,
@@ -100,7 +110,8 @@ def test_ddp_cpu_run_is_one_run_with_synced_metrics(tmp_path: Path) -> None:
     assert _output_dirs(tmp_path) == [tmp_path / "run"]
     out = tmp_path / "run"
     assert json.loads((out / "mlflow_run.json").read_text())["run_id"] == run.info.run_id
-    _assert_same_val_metrics(run, out / "checkpoints" / "last.ckpt", data_root, tmp_path, data_args)
+    last = out / "checkpoints" / "last.ckpt"
+    _assert_same_val_metrics(run, last, data_root, tmp_path, data_args, precision)
 
 
 @pytest.mark.slow
@@ -109,7 +120,12 @@ def test_ddp_cpu_inside_a_multirun_does_not_rerun_the_sweep(
 ) -> None:
     """2 jobs x 2 ranks: still one parent, two children, two output dirs, synced metrics."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["optim.lr=0.001,0.002", *DDP_JOB, f"data.root={tiny_synthetic_root}"]
+    args = [
+        "optim.lr=0.001,0.002",
+        *DDP_JOB,
+        "trainer.precision=32-true",
+        f"data.root={tiny_synthetic_root}",
+    ]
     proc = run_multirun(args, tmp_path / "sweep", uri, env=SAME_NUMERICS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     log = proc.stdout + proc.stderr

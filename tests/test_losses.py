@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import hydra.utils
@@ -10,8 +11,10 @@ import segmentation_models_pytorch.losses as smp_losses
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
+from seglab.errors import ConfigError
 from seglab.losses import CompoundLoss, CrossEntropyLoss
 
 IGNORE = 255
@@ -175,3 +178,54 @@ def test_compound_moves_term_buffers_with_to():
     compound.terms["cross_entropy"].class_weights = torch.ones(NUM_CLASSES)
     compound.to(torch.float64)
     assert compound.terms["cross_entropy"].class_weights.dtype == torch.float64
+
+
+WEIGHTS = [1.0, 5.0, 0.5, 2.0, 0.2]
+
+
+def test_compound_class_weights_reach_each_term_that_takes_them():
+    """ce_dice weighted: CE is torch's weighted CE, Dice smp's class-weighted mean; the sum moves."""
+    logits, target = _batch(seed=7)
+    plain = _load("ce_dice")
+    weighted = _load("ce_dice", class_weights=WEIGHTS)
+    assert weighted.weighted_terms == ("cross_entropy", "dice")
+    total = weighted(logits, target)
+    assert not torch.allclose(total, plain(logits, target))
+    ref_ce = F.cross_entropy(logits, target, weight=torch.tensor(WEIGHTS), ignore_index=IGNORE)
+    torch.testing.assert_close(weighted.last_terms["cross_entropy"], ref_ce)
+    dice = smp_losses.DiceLoss("multiclass", ignore_index=IGNORE, class_weights=WEIGHTS)
+    torch.testing.assert_close(weighted.last_terms["dice"], dice(logits, target))
+    torch.testing.assert_close(total, ref_ce + dice(logits, target))
+    # The CE weights stay a buffer of the term: they follow .to() and the checkpoint.
+    assert "terms.cross_entropy.class_weights" in dict(weighted.named_buffers())
+
+
+def test_focal_class_weights_are_smps_weighted_mean():
+    logits, target = _batch(seed=8)
+    weighted = _load("focal", class_weights=WEIGHTS)(logits, target)
+    ref = smp_losses.FocalLoss("multiclass", gamma=2.0, ignore_index=IGNORE, class_weights=WEIGHTS)
+    torch.testing.assert_close(weighted, ref(logits, target))
+    assert not torch.allclose(weighted, _load("focal")(logits, target))
+
+
+def test_a_loss_that_cannot_weigh_classes_says_so():
+    with pytest.raises(InstantiationException) as raised:  # Hydra wraps it; the CLI unwraps it
+        _load("lovasz", class_weights=WEIGHTS)
+    assert isinstance(raised.value.__cause__, ConfigError)
+    assert re.search(
+        r"(?s)loss.class_weights.*lovasz.*class_weights=null", str(raised.value.__cause__)
+    )
+    assert _load("lovasz").class_weights is None  # unweighted: fine
+
+
+def test_compound_class_weights_are_checked():
+    ce = CrossEntropyLoss(IGNORE)
+    with pytest.raises(ConfigError, match="auto"):  # auto is train.py's to resolve
+        CompoundLoss([{"loss": ce}], class_weights="auto")
+    with pytest.raises(ConfigError, match=">= 0"):
+        CompoundLoss([{"loss": ce}], class_weights=[1.0, -1.0])
+    with pytest.raises(ConfigError, match="both"):  # given twice: which one would win?
+        CompoundLoss([{"loss": CrossEntropyLoss(class_weights=WEIGHTS)}], class_weights=WEIGHTS)
+    too_few = CompoundLoss([{"loss": CrossEntropyLoss(IGNORE)}], class_weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="loss.class_weights has 2 entries"):
+        too_few(*_batch())

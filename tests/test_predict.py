@@ -22,6 +22,18 @@ def compose_predict(overrides: list[str]):
         return compose("predict", overrides=[*overrides, "progress_bar=false"])
 
 
+def task_mask(ckpt: Path, rgb: np.ndarray) -> np.ndarray:
+    """The checkpoint's class map of an RGB image, normalised by hand and run at full size."""
+    from seglab.tasks.checkpoint import load_task
+
+    task = load_task(ckpt)
+    data = task.hparams["data"]
+    mean, std = np.array(data["mean"]), np.array(data["std"])
+    chw = torch.from_numpy(((rgb / 255 - mean) / std).transpose(2, 0, 1)).float()
+    with torch.no_grad():
+        return task(chw[None]).argmax(dim=1)[0].numpy()
+
+
 def _write_inputs(root: Path) -> dict[str, tuple[int, int]]:
     """Images of every mode; returns relative stem → (width, height)."""
     rng = np.random.default_rng(0)
@@ -78,7 +90,6 @@ def test_predict_cli_writes_every_output_at_the_input_size(
 def test_mask_is_the_argmax_of_the_normalised_image(tiny_checkpoint: dict, tmp_path: Path) -> None:
     """predict's reading + normalisation + inference equals the model on the image by hand."""
     from seglab.cli.predict import predict
-    from seglab.tasks.checkpoint import load_task
 
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 255, (50, 70, 3), np.uint8)
@@ -87,14 +98,76 @@ def test_mask_is_the_argmax_of_the_normalised_image(tiny_checkpoint: dict, tmp_p
         [f"ckpt_path={tiny_checkpoint['ckpt']}", f"input={tmp_path}/*.png", f"output={tmp_path}/o"]
     )
     (mask_path,) = predict(cfg)
-    task = load_task(tiny_checkpoint["ckpt"])
-    data = task.hparams["data"]
-    mean, std = np.array(data["mean"]), np.array(data["std"])
-    chw = torch.from_numpy(((rgb / 255 - mean) / std).transpose(2, 0, 1)).float()
-    with torch.no_grad():
-        expected = task(chw[None]).argmax(dim=1)[0].numpy()
+    expected = task_mask(tiny_checkpoint["ckpt"], rgb)
     assert mask_path == tmp_path / "o" / "x_mask.png"
     np.testing.assert_array_equal(np.array(Image.open(mask_path)), expected)
+
+
+def _with_val_transforms(ckpt_path: Path, steps: list[dict], out: Path) -> Path:
+    """A copy of the checkpoint whose data config validates through `steps`."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["data"]["val_transforms"] = steps
+    torch.save(ckpt, out)
+    return out
+
+
+RESIZE_AND_PAD = [  # as conf/data/ccp.yaml validates, at test size
+    {"_target_": "albumentations.LongestMaxSize", "max_size": 48},
+    {"_target_": "albumentations.PadIfNeeded", "min_height": 64, "min_width": 64,
+     "position": "top_left", "border_mode": 0, "fill": 0, "fill_mask": 255},
+]  # fmt: skip
+
+
+def test_predict_sees_the_image_as_validation_does(tiny_checkpoint: dict, tmp_path: Path) -> None:
+    """With val_transforms resizing (longest side 48) and padding (to 64), predict.py runs the
+    model on that canvas, crops the logits to the image, resizes them back to its size."""
+    import albumentations as A
+    import torch.nn.functional as F
+
+    from seglab.cli.predict import predict
+    from seglab.tasks.checkpoint import load_task
+
+    ckpt = _with_val_transforms(tiny_checkpoint["ckpt"], RESIZE_AND_PAD, tmp_path / "v.ckpt")
+    rgb = np.random.default_rng(2).integers(0, 255, (50, 70, 3), np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "x.png")
+    cfg = compose_predict(
+        [f"ckpt_path={ckpt}", f"input={tmp_path}/x.png", f"output={tmp_path}/o", "probs=true",
+         "probs_dtype=float32", "infer=whole"]
+    )  # fmt: skip
+    (mask_path,) = predict(cfg)
+
+    task = load_task(ckpt)
+    data = task.hparams["data"]
+    resize_pad = A.Compose(
+        [A.LongestMaxSize(max_size=48),
+         A.PadIfNeeded(64, 64, position="top_left", border_mode=0, fill=0, fill_mask=255)]
+    )  # fmt: skip
+    canvas = resize_pad(image=rgb)["image"]
+    assert canvas.shape == (64, 64, 3)  # the image is its top-left 34×48 (70 → 48, 50 → 34)
+    mean, std = np.array(data["mean"]), np.array(data["std"])
+    chw = torch.from_numpy(((canvas / 255 - mean) / std).transpose(2, 0, 1)).float()
+    with torch.no_grad():
+        logits = task(chw[None])[:, :, :34, :48]
+    logits = F.interpolate(logits, size=(50, 70), mode="bilinear", align_corners=False)[0]
+    mask = np.array(Image.open(mask_path))
+    assert mask.shape == (50, 70)
+    np.testing.assert_array_equal(mask, logits.argmax(dim=0).numpy())
+    probs = np.load(tmp_path / "o" / "x_probs.npy")
+    np.testing.assert_allclose(probs, torch.softmax(logits, dim=0).numpy(), atol=1e-5)
+
+
+def test_val_transforms_that_cut_the_image_are_refused(
+    tiny_checkpoint: dict, tmp_path: Path
+) -> None:
+    from seglab.cli.predict import predict
+    from seglab.errors import ConfigError
+
+    crop = [{"_target_": "albumentations.CenterCrop", "height": 32, "width": 32}]
+    ckpt = _with_val_transforms(tiny_checkpoint["ckpt"], crop, tmp_path / "c.ckpt")
+    Image.new("RGB", (70, 50)).save(tmp_path / "x.png")
+    cfg = compose_predict([f"ckpt_path={ckpt}", f"input={tmp_path}/x.png", f"output={tmp_path}/o"])
+    with pytest.raises(ConfigError, match=r"data.val_transforms \(CenterCrop\) cannot be undone"):
+        predict.__wrapped__(cfg)
 
 
 @pytest.mark.parametrize(
@@ -107,7 +180,7 @@ def test_mask_is_the_argmax_of_the_normalised_image(tiny_checkpoint: dict, tmp_p
             "{d}",
             "would both be written as a_mask.png",
         ),
-        (lambda d: (d / "bad.png").write_bytes(b"not a png"), "{d}", "bad.png: not a readable"),
+        (lambda d: (d / "bad.png").write_bytes(b"not a png"), "{d}", "bad.png: cannot read image"),
     ],
 )
 def test_bad_inputs_are_named(tiny_checkpoint: dict, tmp_path: Path, make, spec, message) -> None:

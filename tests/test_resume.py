@@ -48,14 +48,19 @@ def _wait_for_checkpoint(proc: subprocess.Popen[str], path: Path, newer_than: fl
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
+@pytest.fixture(scope="module", params=["32-true", "bf16-mixed"])  # bf16 forced on any CPU
+def chain(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_synthetic_root: Path,
+) -> dict:
     tmp = tmp_path_factory.mktemp("resume")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     args = [
         *TINY_DATA,
         f"data.root={tiny_synthetic_root}",
         f"trainer.max_epochs={EPOCHS}",
+        f"trainer.precision={request.param}",
         f"trainer.limit_train_batches={BATCHES}",
         "trainer.limit_val_batches=1",
         "trainer.enable_progress_bar=false",

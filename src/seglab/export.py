@@ -3,8 +3,9 @@
 The exported model takes a float32 B×C×H×W image and returns B×K×H×W logits at the input's
 size. With `normalize=true` the input is the raw image in 0–255 (RGB order) and the dataset's
 mean/std are applied inside the graph; otherwise it expects what validation feeds the model:
-`(image / 255 - mean) / std`. Sides need not be multiples of 32 (the graph pads, reflecting,
-and crops back) but must be ≥ 32. A `<output>.json` next to the model records all of this plus
+`(image / 255 - mean) / std`. Any size is accepted: the graph pads to multiples of 32 with the
+task's own function (`seglab.inference.padding.pad_to_stride`: reflect, replicate for sides of
+16 px or less) and crops back. A `<output>.json` next to the model records all of this plus
 the class names and palette.
 """
 
@@ -17,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seglab.errors import ConfigError, SeglabError
+from seglab.inference.padding import OUTPUT_STRIDE, pad_to_stride
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-OUTPUT_STRIDE = 32  # as in SemanticSegmentationTask.forward
+# torch.export takes a side of 1 in the example for a constant; any other size is traced as
+# dynamic, and the graph then takes every size ≥ 1 (pad_to_stride handles thin images).
+MIN_EXAMPLE_SIDE = 2
 PARITY_TOLERANCE = 1e-4  # max |Δ logits| / (max |logit| + 1) accepted by check_parity
 EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's 2 GB limit: larger weights go to a side file
 
@@ -49,13 +52,6 @@ class ExportableSegmenter(nn.Module):
         return logits[:, :, :height, :width]
 
 
-def pad_to_stride(image: Tensor, stride: int) -> Tensor:
-    """Reflect-pad bottom and right so both sides are multiples of `stride` (scriptable)."""
-    pad_h = (stride - image.shape[-2] % stride) % stride
-    pad_w = (stride - image.shape[-1] % stride) % stride
-    return F.pad(image, [0, pad_w, 0, pad_h], mode="reflect")
-
-
 def _example(channels: int, size: Sequence[int]) -> Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.rand(1, channels, int(size[0]), int(size[1]), generator=generator) * 255
@@ -63,9 +59,7 @@ def _example(channels: int, size: Sequence[int]) -> Tensor:
 
 def export_onnx(model: nn.Module, example: Tensor, path: Path, opset: int) -> None:
     """Dynamo export with dynamic batch, height and width."""
-    batch, height, width = (
-        torch.export.Dim(n, min=m) for n, m in (("batch", 1), ("h", 32), ("w", 32))
-    )
+    batch, height, width = (torch.export.Dim(n, min=1) for n in ("batch", "h", "w"))
     big = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -128,8 +122,8 @@ def export_checkpoint(
     data: dict[str, Any] = task.hparams["data"]
     channels = int(data.get("in_channels", 3))
     size = list(example_size or [data.get("crop_size") or data.get("image_size") or 256] * 2)
-    if min(int(s) for s in size) < OUTPUT_STRIDE:
-        raise ConfigError(f"example_size={size}: sides must be ≥ {OUTPUT_STRIDE}")
+    if min(int(s) for s in size) < MIN_EXAMPLE_SIDE:
+        raise ConfigError(f"example_size={size}: sides must be ≥ {MIN_EXAMPLE_SIDE}")
     path = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
     net = task.net.to(memory_format=torch.contiguous_format).float().eval()
@@ -153,7 +147,7 @@ def export_checkpoint(
             "name": "image",
             "shape": ["batch", channels, "height", "width"],
             "dtype": "float32",
-            "min_side": OUTPUT_STRIDE,
+            "min_side": 1,
             "expects": "RGB in 0..255, normalised inside the model"
             if normalize
             else "(image / 255 - mean) / std, channels first",

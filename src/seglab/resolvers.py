@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from omegaconf import OmegaConf
+from collections.abc import Sequence
+from typing import Any
+
+from omegaconf import ListConfig, OmegaConf
 
 
 def _cpu_has_native_bf16() -> bool:
@@ -27,6 +30,20 @@ def auto_precision(accelerator: str = "auto") -> str:
     return "32-true"
 
 
+def training_side(which: str, crop_size: Any = None, image_size: Any = None) -> int:
+    """The `short` or `long` side of what training feeds the model: data.crop_size, else
+    data.image_size, else torchvision's detection default (800 short, 1333 long).
+
+    Mask R-CNN resizes every image inside the model; sized to the data, a 64 px image stays
+    64 px instead of being upsampled to 800 (14 GB and minutes per step on a CPU).
+    """
+    size = crop_size if crop_size is not None else image_size
+    if size is None:
+        return {"short": 800, "long": 1333}[which]
+    sides = [int(s) for s in size] if isinstance(size, Sequence | ListConfig) else [int(size)]
+    return min(sides) if which == "short" else max(sides)
+
+
 def voc_palette(n: int) -> list[list[int]]:
     """The VOC colormap's first n colours, for datasets without an official palette."""
     from seglab.data.voc import voc_palette as palette
@@ -44,3 +61,4 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("seglab.auto_precision", auto_precision, replace=True)
     OmegaConf.register_new_resolver("seglab.voc_palette", voc_palette, replace=True)
     OmegaConf.register_new_resolver("seglab.range", class_range, replace=True)
+    OmegaConf.register_new_resolver("seglab.training_side", training_side, replace=True)

@@ -12,7 +12,12 @@ from rich.console import Console
 
 from seglab.cli.common import hydra_overrides, output_dir, report_user_errors
 from seglab.cli.eval_report import eval_tables, overall_metrics, per_class_rows, write_reports
-from seglab.tasks.checkpoint import check_class_count, load_task, read_checkpoint
+from seglab.tasks.checkpoint import (
+    check_class_count,
+    checkpoint_precision,
+    load_task,
+    read_checkpoint,
+)
 from seglab.tracking.evaluation import log_evaluation_run
 from seglab.tracking.provenance import provenance_tags
 
@@ -56,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,
         devices=1,
-        precision=cfg.precision,
+        precision=cfg.precision or checkpoint_precision(ckpt, cfg.accelerator),
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=cfg.progress_bar,

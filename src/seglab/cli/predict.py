@@ -1,4 +1,9 @@
-"""`python predict.py ckpt_path=... input=... output=...`: a mask and an overlay per image."""
+"""`python predict.py ckpt_path=... input=... output=...`: a mask and an overlay per image.
+
+Each image is read by the reader the datasets use and shown to the model as validation shows
+it (the checkpoint's `data.val_transforms` and normalisation); the logits are then cropped to
+the image and resized to its own size, so masks, overlays and probabilities match the input.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
+from pytorch_lightning.plugins.precision import Precision
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from seglab.cli.common import report_user_errors
-from seglab.data.transforms import build_transform
+from seglab.data.io import read_image
 from seglab.errors import ConfigError
-from seglab.inference.images import find_inputs, read_image
-from seglab.tasks.checkpoint import load_task
+from seglab.inference.images import find_inputs
+from seglab.inference.precision import precision_plugin
+from seglab.inference.view import ValidationView
+from seglab.tasks.checkpoint import checkpoint_precision, load_task, read_checkpoint
 from seglab.visualize import colorize, overlay, palette_array
 
 SUMMARY_FILE = "summary.csv"
@@ -32,10 +40,17 @@ def _device(accelerator: str) -> str:
 
 
 @torch.no_grad()
-def predict_logits(task: Any, image: np.ndarray, normalize: Any) -> torch.Tensor:
-    """K×H×W float32 logits at the image's own size, through the task's inference settings."""
-    tensor = normalize(image=image)["image"][None].to(task.device)
-    return task.infer(tensor)[0].float()
+def predict_logits(
+    task: Any, image: np.ndarray, view: ValidationView, plugin: Precision
+) -> tuple[torch.Tensor, str]:
+    """K×H×W float32 logits at the image's own size, and the inference mode used ("whole" or
+    "slide"): the image as validation sees it, through the task's inference settings, at the
+    plugin's precision (the map back to the image's size in float32, outside it)."""
+    canvas, placement = view(image)
+    with plugin.forward_context():
+        logits = task.infer(plugin.convert_input(canvas[None].to(task.device)))[0].float()
+    mode = "slide" if task.infer_settings.slides(*canvas.shape[-2:]) else "whole"
+    return placement.to_source(logits), mode
 
 
 def _write_outputs(
@@ -64,11 +79,17 @@ def predict(cfg: DictConfig) -> list[Path]:
     inputs = find_inputs(str(cfg.input))
     infer = OmegaConf.to_container(cfg.infer, resolve=True) if cfg.get("infer") else None
     device = _device(cfg.accelerator)
-    task = load_task(cfg.ckpt_path, map_location=device, infer=infer, semantic_only="predict.py")  # type: ignore[arg-type]
+    ckpt = read_checkpoint(cfg.ckpt_path)
+    task = load_task(
+        cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, semantic_only="predict.py"
+    )  # type: ignore[arg-type]
+    # At the precision validation scored the checkpoint at (as eval.py), unless told otherwise.
+    plugin = precision_plugin(cfg.precision or checkpoint_precision(ckpt, device), device)
+    task = plugin.convert_module(task)
     data = task.hparams["data"]
     channels = int(data.get("in_channels", 3))
-    # The checkpoint's own normalisation, through the pipeline validation used.
-    normalize = build_transform(None, data["mean"], data["std"])
+    # The checkpoint's own validation pipeline: its val_transforms (resize, padding), normalised.
+    view = ValidationView.from_data_config(data)
     out_dir = Path(cfg.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(data["class_names"])
@@ -82,12 +103,11 @@ def predict(cfg: DictConfig) -> list[Path]:
         for path, rel in inputs:
             bar.update(job, name=str(rel))
             image = read_image(path, channels)
-            logits = predict_logits(task, image, normalize)
+            logits, mode = predict_logits(task, image, view, plugin)
             stem = out_dir / rel.parent / rel.stem
             mask = _write_outputs(cfg, data, stem, image, logits)
             counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
             height, width = mask.shape
-            mode = "slide" if task.infer_settings.slides(height, width) else "whole"
             shares = {n: round(float(c) / mask.size, 6) for n, c in zip(names, counts, strict=True)}
             rows.append({"image": str(rel), "width": width, "height": height, "inference": mode,
                          **shares})  # fmt: skip

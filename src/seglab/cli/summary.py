@@ -50,9 +50,12 @@ def print_run_summary(
     tracking_uri: str | None,
     stage: str = "val",
     store_errors: Sequence[str] = (),
+    model: str | None = None,
 ) -> None:
     for table in metrics_tables(metrics, stage, class_names):
         console.print(table)
+    if model:  # the network built (tracking.naming.model_label), as the run name says
+        console.print(f"model: [bold]{model}[/]")
     if best_ckpt:
         console.print(f"best checkpoint: [bold]{best_ckpt}[/] (val/mIoU {fmt_metric(best_score)})")
     if run_id:

@@ -25,7 +25,7 @@ from seglab.errors import ConfigError
 from seglab.tasks import task_class
 from seglab.tasks.checkpoint import read_checkpoint, weight_mismatch
 from seglab.tracking.logger import SeglabMLFlowLogger
-from seglab.tracking.naming import run_name
+from seglab.tracking.naming import model_label, run_name
 from seglab.tracking.provenance import provenance_tags
 from seglab.tracking.run_file import write_run_file
 from seglab.tracking.secrets import mask_paths, masked_paths, redact_config, redact_params
@@ -41,6 +41,12 @@ DATA_INFO_KEYS = (
 
 def check_config(cfg: DictConfig) -> None:
     """Inconsistencies that would otherwise surface deep inside training."""
+    if OmegaConf.is_missing(cfg.model, "arch"):
+        raise ConfigError(
+            "model.arch is not set: conf/model/_smp.yaml is the shared base of the smp model "
+            "configs, not a model; choose one: model=unet, model=fpn, ... (train.py --help "
+            "lists them)"
+        )
     if cfg.model.get("num_classes") is not None and cfg.model.num_classes != cfg.data.num_classes:
         raise ConfigError(
             f"model.num_classes={cfg.model.num_classes} but data.num_classes={cfg.data.num_classes} "
@@ -181,5 +187,6 @@ def train(cfg: DictConfig) -> float | None:
             run_id=logger.run_id if logger is not None else None,
             tracking_uri=logger.tracking_uri if logger is not None else None,
             store_errors=logger.store_errors if logger is not None else (),
+            model=model_label(container["model"]),
         )
     return optimized_value(trainer, cfg.get("optimized_metric", "val/mIoU"))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from seglab.data.base import SegmentationReader, not_found, require_dir, seeded_split
-from seglab.data.io import read_mat, read_rgb
+from seglab.data.io import read_image, read_mat
 
 URL = "https://github.com/bearpaw/clothing-co-parsing"
 NUM_CLASSES = 59
@@ -93,4 +93,4 @@ class CCP(SegmentationReader):
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         paths = self.sample_paths(index)
-        return read_rgb(paths["image"]), read_mat(paths["mask"], "groundtruth")
+        return read_image(paths["image"]), read_mat(paths["mask"], "groundtruth")

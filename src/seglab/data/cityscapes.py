@@ -10,7 +10,7 @@ import numpy as np
 
 from seglab.data.base import SegmentationReader, apply_lut, label_lut, not_found, require_dir
 from seglab.data.instances import InstanceSpec, keep_instances
-from seglab.data.io import read_label_png, read_rgb
+from seglab.data.io import read_image, read_label_png
 from seglab.errors import BadSampleError
 
 # The official table (cityscapesScripts labels.py): 19 train classes, everything else 255.
@@ -112,6 +112,6 @@ class Cityscapes(SegmentationReader):
         )
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image = read_rgb(self.images[index])
+        image = read_image(self.images[index])
         raw = read_label_png(self.masks[index], ("L", "P"))
         return image, apply_lut(LUT, raw, self.masks[index], self.dataset_name)

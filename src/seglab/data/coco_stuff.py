@@ -19,7 +19,7 @@ import numpy as np
 from seglab.data.base import SegmentationReader, apply_lut, label_lut, not_found, require_dir
 from seglab.data.cache import announce
 from seglab.data.instances import InstanceSpec, keep_instances
-from seglab.data.io import read_label_png, read_rgb
+from seglab.data.io import read_image, read_label_png
 from seglab.errors import BadSampleError
 
 DROPPED_RAW_IDS: tuple[int, ...] = (11, 25, 28, 29, 44, 65, 67, 68, 70, 82, 90)
@@ -327,7 +327,7 @@ class COCOStuff(SegmentationReader):
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         paths = self.sample_paths(index)
-        image = read_rgb(paths["image"])
+        image = read_image(paths["image"])
         raw = read_label_png(paths["mask"])
         if self.converted:
             return image, raw

@@ -1,22 +1,79 @@
-"""Reading the file kinds the datasets ship, each failure turned into a BadSampleError naming the file."""
+"""Reading the file kinds the datasets ship, each failure turned into a BadSampleError naming the file.
+
+`read_image` is the one image reader: the dataset readers (so training and eval.py) and
+predict.py all use it, so a photo looks the same to each (EXIF orientation included)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from seglab.errors import BadSampleError
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# Modes whose pixel values are not colour samples (indices, ink, other colour spaces): converted.
+_CONVERTED_MODES = ("P", "PA", "LA", "CMYK", "YCbCr", "HSV", "LAB", "1")
+_READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image as uint8 [H,W,3]; a truncated or corrupt file raises BadSampleError."""
+
+def read_image(path: Path, channels: int = 3) -> np.ndarray:
+    """An image as H×W×channels uint8, oriented as it is displayed (see the module docstring).
+
+    JPEG orientation (EXIF) is applied; RGB, RGBA, grayscale, palette, CMYK, 16-bit and float
+    images (TIFF through tifffile) become `channels` uint8 bands, deeper ones stretched by the
+    image's own maximum. An unreadable, truncated or corrupt file raises BadSampleError naming
+    it. Label masks are not images: `read_label_png` reads them as stored, never converted.
+    """
     try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise BadSampleError(f"{path}: cannot read image ({e})") from e
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            array = tifffile.imread(path)
+            if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] > 4:
+                array = np.moveaxis(array, 0, -1)  # planar C×H×W TIFFs
+        else:
+            with Image.open(path) as image:
+                ImageOps.exif_transpose(image, in_place=True)
+                if image.mode in _CONVERTED_MODES:
+                    image = image.convert("RGBA" if "A" in image.mode else "RGB")
+                array = np.array(image)  # a writable copy: augmentations may work in place
+    except _READ_ERRORS as error:
+        raise BadSampleError(f"{path}: cannot read image ({error})") from error
+    return np.ascontiguousarray(_channels(_to_uint8(array), channels, path))
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    """8-bit as is; deeper integers and floats stretched by the image's own maximum."""
+    if array.dtype == np.uint8:
+        return array
+    is_float = np.issubdtype(array.dtype, np.floating)
+    array = np.nan_to_num(array.astype(np.float64))
+    top = array.max() if array.size else 0.0
+    if is_float and array.min() >= 0 and top <= 1.0:
+        top = 1.0  # float images in [0, 1]
+    return (255 * np.clip(array, 0, None) / max(top, 1e-12)).round().clip(0, 255).astype(np.uint8)
+
+
+def _channels(array: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise BadSampleError(f"{path}: an image of shape {array.shape} is not H×W[×C]")
+    have = array.shape[-1]
+    if channels == 3:
+        if have == 1:
+            return np.repeat(array, 3, axis=-1)
+        if have >= 3:
+            return array[..., :3]  # RGBA and multi-band: the colour bands
+    if channels == 1:
+        if have == 1:
+            return array
+        if have >= 3:
+            weights = np.array([0.299, 0.587, 0.114])
+            return (array[..., :3].astype(np.float64) @ weights)[..., None].astype(array.dtype)
+    raise BadSampleError(f"{path}: {have} channels; the model takes {channels}")
 
 
 def read_label_png(path: Path, modes: tuple[str, ...] = ("P", "L")) -> np.ndarray:

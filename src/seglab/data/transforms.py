@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import albumentations as A
 from albumentations.pytorch import ToTensorV2
@@ -26,3 +27,12 @@ def build_transform(
             ToTensorV2(),
         ],
     )
+
+
+def instantiate_steps(steps: Sequence[Any] | None) -> list[A.BasicTransform]:
+    """Augmentation configs (`{_target_: albumentations.X, ...}`, as a checkpoint stores
+    `data.train_transforms`/`data.val_transforms`) instantiated as Hydra does when it builds
+    the DataModule from the data config, so a tool outside training gets the same steps."""
+    import hydra.utils
+
+    return list(hydra.utils.instantiate(list(steps or []), _convert_="all"))

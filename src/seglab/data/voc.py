@@ -15,10 +15,10 @@ import numpy as np
 
 from seglab.data.base import SegmentationReader, not_found
 from seglab.data.instances import InstanceSpec, instances_from_ids
-from seglab.data.io import read_label_png, read_mat, read_rgb
+from seglab.data.io import read_image, read_label_png, read_mat
 from seglab.errors import BadSampleError, DatasetNotFoundError
 
-__all__ = ["VOCSegmentation", "read_rgb", "read_voc_mask", "voc_palette", "VOC_CLASSES"]
+__all__ = ["VOCSegmentation", "read_voc_mask", "voc_palette", "VOC_CLASSES"]
 
 VOC_CLASSES: tuple[str, ...] = (
     "background",
@@ -233,7 +233,7 @@ class VOCSegmentation(SegmentationReader):
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         paths = self.sample_paths(index)
-        image = read_rgb(paths["image"])
+        image = read_image(paths["image"])
         if paths["mask"].suffix == ".mat":
             return image, read_sbd_mask(paths["mask"])
         return image, read_voc_mask(paths["mask"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, ListConfig
 from torch import nn
+
+from seglab.errors import ConfigError
 
 
 def _term_name(loss: nn.Module, taken: set[str]) -> str:
@@ -21,6 +24,39 @@ def _term_name(loss: nn.Module, taken: set[str]) -> str:
         i += 1
         name = f"{base}_{i}"
     return name
+
+
+def takes_class_weights(loss: nn.Module) -> bool:
+    """Whether `loss` weighs classes by a `class_weights` it was built with: seglab's
+    CrossEntropyLoss, and smp's Focal, Dice, Jaccard and Tversky losses (smp >= 0.6) unless
+    binary. Not smp's Lovasz, nor any loss whose constructor has no `class_weights`."""
+    try:
+        params = inspect.signature(type(loss)).parameters
+    except (TypeError, ValueError):
+        return False
+    return (
+        "class_weights" in params
+        and hasattr(loss, "class_weights")
+        and getattr(loss, "mode", None) != "binary"
+    )
+
+
+def _class_weights(value: Any) -> list[float] | None:
+    """`loss.class_weights` as floats, checked; None stays None (unweighted)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise ConfigError(
+            f"loss.class_weights={value!r}: give one weight per class (loss.class_weights=[1,1,5]) "
+            "or auto, which train.py turns into median-frequency weights of the training split"
+        )
+    try:
+        weights = [float(w) for w in value]
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"loss.class_weights must be a list of numbers, got {value!r}") from error
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not sum(weights) > 0:
+        raise ConfigError(f"loss.class_weights must be finite, >= 0 and not all 0, got {value!r}")
+    return weights
 
 
 def _as_items(terms: Any) -> list[tuple[str | None, Any]]:
@@ -41,9 +77,15 @@ class CompoundLoss(nn.Module):
     sees only ignored pixels contributes 0 (still connected to the graph) instead of calling the
     loss: smp's Focal gives NaN there, Lovasz an empty tensor, and Tversky with gamma < 1 a NaN
     gradient.
+
+    `class_weights` (one weight per class: `loss.class_weights` in every loss config) is the one
+    place a compound loss is weighted by class: each term that takes per-class weights
+    (`takes_class_weights`: CE weighs pixels, smp's Focal/Dice/Jaccard/Tversky take a weighted
+    mean of their per-class losses) is given them; a loss none of whose terms can (Lovasz) is a
+    ConfigError rather than silently unweighted.
     """
 
-    def __init__(self, terms: Any) -> None:
+    def __init__(self, terms: Any, class_weights: Any = None) -> None:
         super().__init__()
         items = _as_items(terms)
         if not items:
@@ -71,9 +113,42 @@ class CompoundLoss(nn.Module):
         self.terms = nn.ModuleDict(losses)
         self.weights = weights
         self.last_terms: dict[str, torch.Tensor] = {}
+        self.class_weights = _class_weights(class_weights)
+        self.weighted_terms: tuple[str, ...] = ()
+        if self.class_weights is not None:
+            self.weighted_terms = self._give_class_weights(self.class_weights)
+
+    def _give_class_weights(self, class_weights: list[float]) -> tuple[str, ...]:
+        """Hand `class_weights` to every term that takes them; the names of those terms."""
+        takers = [name for name, loss in self.terms.items() if takes_class_weights(loss)]
+        if not takers:
+            terms = ", ".join(
+                f"{name} ({type(loss).__module__}.{type(loss).__name__})"
+                for name, loss in self.terms.items()
+            )
+            raise ConfigError(
+                f"loss.class_weights is set, but no term of this loss can take per-class weights: "
+                f"{terms}. CE, focal, dice, jaccard and tversky can (loss=ce, ce_dice, focal, "
+                "dice, ...); use one of them or set loss.class_weights=null"
+            )
+        for name in takers:
+            loss = self.terms[name]
+            if loss.class_weights is not None:
+                raise ConfigError(
+                    f"loss.class_weights and the class weights of loss term {name!r} are both "
+                    "set; give them once, as loss.class_weights"
+                )
+            # A registered buffer (seglab's CE) stays one: it follows .to() and the checkpoint.
+            loss.class_weights = torch.tensor(class_weights, dtype=torch.float32)
+        return tuple(takers)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Weighted sum of the terms; records each unweighted term in `last_terms`."""
+        if self.class_weights is not None and len(self.class_weights) != logits.size(1):
+            raise ValueError(
+                f"loss.class_weights has {len(self.class_weights)} entries but the model predicts "
+                f"{logits.size(1)} classes; give one weight per class"
+            )
         zero = logits.sum() * 0.0  # keeps the graph (and DDP's used-parameter check) intact
         has_valid: dict[int, bool] = {}
         total = zero
@@ -92,4 +167,7 @@ class CompoundLoss(nn.Module):
         return total
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{name}: {w:g}" for name, w in self.weights.items())
+        text = ", ".join(f"{name}: {w:g}" for name, w in self.weights.items())
+        if self.weighted_terms:
+            text += f", class_weights -> {', '.join(self.weighted_terms)}"
+        return text

@@ -17,6 +17,28 @@ _OFFLINE_HINT = (
 )
 
 
+def check_encoder(encoder: str) -> None:
+    """A ConfigError unless smp can build `encoder`: a built-in smp encoder, or `tu-<name>` for
+    any model timm can create (smp's `get_encoder_names()` lists only the built-ins)."""
+    if encoder.startswith("tu-"):
+        import timm
+
+        if not timm.is_model(encoder[3:]):  # accepts pretrained tags: tu-resnet18.a1_in1k
+            raise ConfigError(
+                f"model.encoder={encoder!r}: timm has no model {encoder[3:]!r}; "
+                "timm.list_models() lists them (e.g. timm.list_models('convnext*')), "
+                "used as model.encoder=tu-<name> (e.g. tu-convnext_tiny, tu-resnet10t)."
+            )
+        return
+    if encoder not in smp.encoders.get_encoder_names():
+        raise ConfigError(
+            f"model.encoder={encoder!r} is not an smp encoder; "
+            "segmentation_models_pytorch.encoders.get_encoder_names() lists the built-in ones "
+            "(e.g. resnet18, resnet50, efficientnet-b0, mobilenet_v2), and any timm model is "
+            "one as tu-<name> (e.g. tu-convnext_tiny; timm.list_models() lists them)."
+        )
+
+
 def build_smp_model(
     arch: str,
     encoder: str = "resnet18",
@@ -31,12 +53,7 @@ def build_smp_model(
         raise ConfigError(
             f"model.arch={arch!r} is not an smp architecture; expected one of: {known}"
         )
-    if encoder not in smp.encoders.get_encoder_names():
-        raise ConfigError(
-            f"model.encoder={encoder!r} is not an smp encoder; see "
-            "segmentation_models_pytorch.encoders.get_encoder_names() for the list "
-            "(e.g. resnet18, resnet50, efficientnet-b0, mobilenet_v2, tu-convnext_tiny)."
-        )
+    check_encoder(encoder)
     try:
         return smp.create_model(
             arch,
@@ -47,8 +64,10 @@ def build_smp_model(
             **kwargs,
         )
     except (OSError, RuntimeError, ValueError) as error:
-        if encoder_weights is None:
-            raise
+        if encoder_weights is None:  # nothing to download: the arch/encoder pair is at fault
+            raise ConfigError(
+                f"smp cannot build model.arch={arch!r} with model.encoder={encoder!r}: {error}"
+            ) from error
         msg = _OFFLINE_HINT.format(weights=encoder_weights, encoder=encoder, error=error)
         raise ConfigError(msg) from error
     except KeyError as error:

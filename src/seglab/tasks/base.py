@@ -14,6 +14,9 @@ from seglab.metrics import ConfusionMatrix, segmentation_scores
 from seglab.metrics.grouped import build_grouped_metrics, compute_grouped_metrics
 from seglab.optim import build_scheduler
 
+# Checkpoint key: the Lightning precision the run trained and validated at (eval.py reuses it).
+PRECISION_KEY = "seglab_precision"
+
 
 class SegmentationTask(pl.LightningModule):
     """Built from plain config dicts, which are also the checkpoint's hparams.
@@ -73,6 +76,11 @@ class SegmentationTask(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_scores("test", self.test_matrix)
         self._log_grouped("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The logged val scores were computed at this precision; eval.py and predict.py default
+        # to it, since bf16 and fp32 logits differ enough to flip near-tie pixels.
+        checkpoint[PRECISION_KEY] = str(self.trainer.precision)
 
     def configure_optimizers(self) -> Any:
         optim_cfg = dict(self.hparams["optim"])

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 
 from seglab.errors import ConfigError, SeglabError
+from seglab.resolvers import auto_precision
+from seglab.tasks.base import PRECISION_KEY
 
 REQUIRED_HPARAMS = ("model", "loss", "data")
 MODEL_KEYS_SHOWN = ("arch", "encoder", "in_channels", "num_classes")  # what tells models apart
@@ -37,6 +39,13 @@ def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
     if "state_dict" not in ckpt:
         raise SeglabError(f"ckpt_path={str(path)!r} holds no state_dict (weights)")
     return ckpt
+
+
+def checkpoint_precision(ckpt: Mapping[str, Any], accelerator: str = "auto") -> str:
+    """The precision the checkpoint's run validated at, so its logged scores are reproduced
+    (Lightning itself runs a 16-mixed checkpoint as bf16-mixed on a CPU). Checkpoints from
+    before the precision was recorded get the hardware's automatic choice."""
+    return str(ckpt.get(PRECISION_KEY) or auto_precision(accelerator))
 
 
 def model_differences(trained: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:

@@ -10,12 +10,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seglab.inference import InferSettings, infer_logits
+from seglab.inference.padding import OUTPUT_STRIDE, pad_to_stride
 from seglab.metrics import ConfusionMatrix
 from seglab.metrics.grouped import update_grouped_metrics
 from seglab.models import build_model
 from seglab.tasks.base import SegmentationTask
-
-OUTPUT_STRIDE = 32  # smp encoders downsample by up to 2**5
 
 
 class SemanticSegmentationTask(SegmentationTask):
@@ -52,13 +51,11 @@ class SemanticSegmentationTask(SegmentationTask):
         """Logits at the input's resolution, for any input size.
 
         smp encoders need sides divisible by their output stride (32), so the input is padded
-        (reflect) and the logits cropped back; a no-op for training crops of a suitable size.
+        (`pad_to_stride`, the exported model's padding too) and the logits cropped back.
         """
         height, width = image.shape[-2:]
-        pad_h, pad_w = (-height) % OUTPUT_STRIDE, (-width) % OUTPUT_STRIDE
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+        if height % OUTPUT_STRIDE or width % OUTPUT_STRIDE:  # training crops: no copy at all
+            image = pad_to_stride(image)
         logits = self.net(image.contiguous(memory_format=self.memory_format))
         if logits.shape[-2:] != image.shape[-2:]:
             logits = F.interpolate(
