@@ -22,7 +22,7 @@ from seglab.errors import ConfigError
 from seglab.models import build_model, build_smp_model
 from seglab.optim import build_scheduler
 from seglab.tracking.naming import model_label, run_name
-from tests.conftest import CONF_DIR, TINY_DATA, compose_train
+from tests.conftest import CONF_DIR, ROOT, TINY_DATA, compose_train
 
 CHOICES = {
     group: sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
@@ -189,7 +189,7 @@ def test_warmup_longer_than_the_run_is_a_config_error() -> None:
 
 
 def test_experiment_presets_compose(tmp_path: Path) -> None:
-    presets = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+    presets = sorted(p.stem for p in (ROOT / "experiments" / "experiment").glob("*.yaml"))
     assert presets, "experiments/ has no preset"
     for name in presets:
         compose_train([f"experiment={name}"], output_dir=tmp_path)

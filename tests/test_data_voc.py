@@ -10,12 +10,17 @@ import numpy as np
 import pytest
 import torch
 from albumentations.pytorch import ToTensorV2
+from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from seglab.data.synthetic import ensure_synthetic_voc
-from seglab.data.voc import VOC_CLASSES, VOCSegmentation, voc_palette
+from seglab.data.voc import VOCSegmentation, voc_palette
 from seglab.errors import BadSampleError, DatasetNotFoundError
+from tests.conftest import CONF_DIR
+
+# The class names' one home: the data config.
+VOC_CLASSES = tuple(OmegaConf.load(CONF_DIR / "data" / "voc.yaml").class_names)
 
 N = 6  # the synthetic dataset's classes
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from scipy.io import savemat
 
 from seglab.data.base import BadSampleWarning
 from seglab.data.ccp import CCP, ccp_split, read_label_names
 from seglab.data.cityscapes import LABEL_TO_TRAIN, Cityscapes
-from seglab.data.coco_stuff import CLASSES as COCO_CLASSES
 from seglab.data.coco_stuff import DROPPED_RAW_IDS, COCOStuff
 from seglab.data.inria import InriaAerial
 from seglab.data.lits import LiTS, window
@@ -24,6 +24,10 @@ from seglab.data.voc import VOCSegmentation, read_sbd_mask
 from seglab.errors import BadSampleError, DatasetNotFoundError
 from seglab.inference.sliding import window_starts
 from tests import datasets as D
+from tests.conftest import CONF_DIR
+
+# The class names' one home is the data config; the reader's id mapping must agree with it.
+COCO_CLASSES = tuple(OmegaConf.load(CONF_DIR / "data" / "coco_stuff.yaml").class_names)
 
 
 @pytest.fixture(scope="module")
@@ -411,7 +415,6 @@ def _cityscapes_train_names() -> list[str]:
 def test_data_configs_are_consistent(name: str) -> None:
     from omegaconf import OmegaConf
 
-    from seglab.data.voc import VOC_CLASSES
     from tests.conftest import compose_train
 
     data = OmegaConf.to_container(compose_train([f"data={name}"]).data, resolve=True)
@@ -420,7 +423,7 @@ def test_data_configs_are_consistent(name: str) -> None:
     assert len(set(data["class_names"])) == data["num_classes"]
     assert data["ignore_index"] == 255 and len(data["mean"]) == len(data["std"])
     expected = {
-        "voc": list(VOC_CLASSES),
+        "voc": list(OmegaConf.load(CONF_DIR / "data" / "voc.yaml").class_names),
         "coco_stuff": list(COCO_CLASSES),
         "cityscapes": _cityscapes_train_names(),
         "lits": ["background", "liver", "tumour"],

@@ -8,18 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from seglab.data import synthetic
 from seglab.data.synthetic import (
     MANIFEST,
     SYNTHETIC_CLASSES,
-    SYNTHETIC_PALETTE,
     ensure_synthetic_voc,
     render_sample,
 )
 from seglab.data.voc import voc_palette
 from seglab.errors import SeglabError
+from tests.conftest import CONF_DIR
 
 TINY = {"num_train": 12, "num_val": 4, "image_size": 64, "seed": 0}
 N = len(SYNTHETIC_CLASSES)
@@ -198,5 +199,7 @@ def test_refuses_to_overwrite_a_foreign_voc_tree(tmp_path: Path) -> None:
 
 
 def test_palette_is_the_voc_colormap_prefix() -> None:
-    assert voc_palette()[:N] == SYNTHETIC_PALETTE
+    config = OmegaConf.load(CONF_DIR / "data" / "synthetic.yaml")  # the palette's one home
+    assert voc_palette()[:N] == [tuple(c) for c in config.palette]
+    assert list(config.class_names) == list(SYNTHETIC_CLASSES)
     assert SYNTHETIC_CLASSES[0] == "background" and N >= 5

@@ -47,6 +47,12 @@ def check_config(cfg: DictConfig) -> None:
             "configs, not a model; choose one: model=unet, model=fpn, ... (train.py --help "
             "lists them)"
         )
+    if OmegaConf.is_missing(cfg.data, "name"):
+        raise ConfigError(
+            "data.name is not set: conf/data/_base.yaml is the shared base of the dataset "
+            "configs, not a dataset; choose one: data=voc, data=cityscapes, ... (train.py --help "
+            "lists them)"
+        )
     if cfg.model.get("num_classes") is not None and cfg.model.num_classes != cfg.data.num_classes:
         raise ConfigError(
             f"model.num_classes={cfg.model.num_classes} but data.num_classes={cfg.data.num_classes} "

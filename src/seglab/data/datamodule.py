@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seglab.data.base import SKIPPED_KEY, BadSampleWarning
 from seglab.data.instances import InstanceDataset, InstanceSpec, collate_instances
-from seglab.data.transforms import build_transform
+from seglab.data.transforms import Steps, build_transform
 from seglab.errors import ConfigError
 
 TASKS = ("semantic", "instance")
@@ -39,8 +39,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
         splits: dict[str, str] | None = None,
-        train_transforms: Sequence[Any] | None = None,
-        val_transforms: Sequence[Any] | None = None,
+        train_transforms: Steps = None,  # name → step (null entries skipped), or a list
+        val_transforms: Steps = None,
         batch_size: int = 8,
         val_batch_size: int | None = None,
         num_workers: int = 2,

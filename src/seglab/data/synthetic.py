@@ -27,8 +27,9 @@ from PIL import Image, ImageDraw
 from seglab.data.voc import voc_palette
 from seglab.errors import ConfigError, SeglabError
 
+# What the generator draws, by class id (0 = background). conf/data/synthetic.yaml names them
+# the same (class_names) and colours them (palette, the VOC colormap's first entries).
 SYNTHETIC_CLASSES: tuple[str, ...] = ("background", "disc", "square", "triangle", "ring", "star")
-SYNTHETIC_PALETTE: list[tuple[int, int, int]] = voc_palette(len(SYNTHETIC_CLASSES))
 # Bump whenever the drawing changes, so existing copies are regenerated.
 GENERATOR_VERSION = 5
 MANIFEST = "seglab_synthetic.json"

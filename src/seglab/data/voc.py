@@ -18,31 +18,10 @@ from seglab.data.instances import InstanceSpec, instances_from_ids
 from seglab.data.io import read_image, read_label_png, read_mat
 from seglab.errors import BadSampleError, DatasetNotFoundError
 
-__all__ = ["VOCSegmentation", "read_voc_mask", "voc_palette", "VOC_CLASSES"]
+# Class names and colours live in the data config (conf/data/voc.yaml: class_names, and palette
+# as ${seglab.voc_palette:21}); the reader deals in class ids only.
+__all__ = ["VOCSegmentation", "read_voc_mask", "voc_palette"]
 
-VOC_CLASSES: tuple[str, ...] = (
-    "background",
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"
 VOC_TAR = "VOCtrainval_11-May-2012.tar"
@@ -127,8 +106,6 @@ class VOCSegmentation(SegmentationReader):
     """
 
     dataset_name = "PASCAL VOC"
-    class_names: tuple[str, ...] = VOC_CLASSES
-    palette: list[tuple[int, int, int]] = voc_palette(len(VOC_CLASSES))
 
     def __init__(
         self,

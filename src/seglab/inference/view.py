@@ -1,14 +1,15 @@
 """An image as validation shows it to the model, and the way back to the image's own size.
 
-predict.py runs each image through the checkpoint's `data.val_transforms` (a resize, padding)
-and normalisation, exactly as the validation loader does, so a model predicts on what it was
-scored on. For masks at the input's own size it must then find where the image lies in that
-canvas. Two coordinate maps go through the same steps as masks: each pixel holds the centre
-of its source row (column), `i + 0.5`. In that pass every border a step makes is filled with
-a constant (0; the image itself goes through the steps as configured, reflected padding and
-all), and nearest-neighbour resizing keeps the centres, so the pixels whose maps both still
-end in .5 are the image. They must form one box holding a scaled copy of the whole image;
-anything else (a crop that cuts it, a flip, a rotation) cannot be mapped back and is refused.
+predict.py runs each image through the checkpoint's `data.val_transforms` (a resize, padding;
+named steps, or a list in older checkpoints) and normalisation, exactly as the validation loader
+does, so a model predicts on what it was scored on. For masks at the input's own size it must
+then find where the image lies in that canvas. Two coordinate maps go through the same steps as
+masks: each pixel holds the centre of its source row (column), `i + 0.5`. In that pass every
+border a step makes is filled with a constant (0; the image itself goes through the steps as
+configured, reflected padding and all), and nearest-neighbour resizing keeps the centres, so the
+pixels whose maps both still end in .5 are the image. They must form one box holding a scaled
+copy of the whole image; anything else (a crop that cuts it, a flip, a rotation) cannot be
+mapped back and is refused.
 """
 
 from __future__ import annotations

@@ -1,0 +1,132 @@
+"""The data configs: shared keys in conf/data/_base.yaml, augmentations as named steps, the
+experiment presets found without a conf/experiment link."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import albumentations as A
+import hydra.utils
+import pytest
+from omegaconf import OmegaConf
+
+from seglab.cli.train import check_config
+from seglab.data.transforms import instantiate_steps, pipeline_steps
+from seglab.errors import ConfigError
+from seglab.inference.view import ValidationView
+from tests.conftest import ROOT, compose_train
+
+DATASETS = ["voc", "coco_stuff", "cityscapes", "lits", "inria", "ccp", "synthetic"]
+
+
+def _data(overrides: list[str]) -> dict:
+    return OmegaConf.to_container(compose_train(overrides).data, resolve=True)
+
+
+def _pipeline(overrides: list[str]) -> list[str]:
+    """Class names of the built training pipeline's augmentation steps (normalise/tensor cut)."""
+    datamodule = hydra.utils.instantiate(compose_train(overrides).data)
+    return [type(t).__name__ for t in datamodule.train_transform.transforms][:-2]
+
+
+def test_base_is_not_a_dataset(tmp_path: Path) -> None:
+    cfg = compose_train(["data=_base"], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"data.name is not set: conf/data/_base.yaml"):
+        check_config(cfg)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_dataset_takes_the_shared_keys(name: str) -> None:
+    data = _data([f"data={name}"])
+    assert data["_target_"] == "seglab.data.datamodule.SegmentationDataModule"
+    assert data["ignore_index"] == 255 and data["skip_bad"] is False
+    assert data["cache_dir"].endswith("data/.cache") and data["val_batch_size"] in (None, 2)
+    assert data["dataset"]["_partial_"] is True and data["dataset"]["root"] == data["root"]
+    assert data["dataset"]["skip_bad"] is False and data["dataset"]["ignore_index"] == 255
+    assert isinstance(data["train_transforms"], dict) and isinstance(data["val_transforms"], dict)
+
+
+def test_pinned_values_per_dataset() -> None:
+    """What the old, self-contained configs composed to (checked key for key when _base.yaml
+    came in): a few values per dataset, so a change to the base shows up here."""
+    voc, coco, cs = _data(["data=voc"]), _data(["data=coco_stuff"]), _data(["data=cityscapes"])
+    lits, inria, ccp = _data(["data=lits"]), _data(["data=inria"]), _data(["data=ccp"])
+    synthetic = _data(["data=synthetic"])
+    assert voc["mean"] == [0.485, 0.456, 0.406] and voc["std"] == [0.229, 0.224, 0.225]
+    assert voc["splits"] == {"train": "train", "val": "val", "test": "val"}
+    assert (voc["batch_size"], voc["num_workers"], voc["in_channels"]) == (8, 4, 3)
+    assert coco["splits"] == {"train": "train2017", "val": "val2017", "test": "val2017"}
+    assert coco["instance"] == {
+        "thing_classes": list(range(80)),
+        "min_area": 16,
+        "background_class": None,
+    }
+    assert cs["val_batch_size"] == 2 and cs["val_transforms"] == {}
+    assert lits["mean"] == [0.5, 0.5, 0.5] and lits["max_pixel_value"] == 1.0
+    assert lits["train_transforms"] == {} and lits["dataset"]["cache_dir"] == lits["cache_dir"]
+    assert inria["dataset"]["crop_size"] == 512 and inria["instance"]["background_class"] == 0
+    assert ccp["val_pad_size"] == 640 and ccp["dataset"]["val_size"] == 200
+    assert (synthetic["batch_size"], synthetic["num_workers"]) == (16, 2)
+    assert synthetic["instance"]["min_area"] == 4 and synthetic["prepare"]["num_train"] == 1000
+    # The shared training pipeline, written once (conf/data/train_transforms/scale_crop.yaml).
+    steps = ["scale", "pad", "crop", "hflip", "jitter"]
+    for data in (voc, coco, cs):
+        assert list(data["train_transforms"]) == steps
+        assert data["train_transforms"]["scale"]["scale_limit"] == [-0.5, 1.0]
+        assert data["train_transforms"]["pad"]["fill_mask"] == 255
+        assert data["train_transforms"]["crop"] == {
+            "_target_": "albumentations.RandomCrop", "height": 512, "width": 512
+        }  # fmt: skip
+    assert list(ccp["train_transforms"]) == ["resize", *steps]  # resized first
+    assert list(ccp["val_transforms"]) == ["resize", "pad"]
+    assert voc["val_transforms"]["pad"]["min_height"] == 512
+    assert coco["val_transforms"]["pad"]["min_height"] == 640
+    assert list(inria["train_transforms"]) == ["hflip", "vflip", "rotate90", "jitter"]
+    assert inria["train_transforms"]["jitter"]["hue"] == 0.02
+
+
+def test_one_step_is_changed_or_left_out_by_name() -> None:
+    full = ["RandomScale", "PadIfNeeded", "RandomCrop", "HorizontalFlip", "ColorJitter"]
+    assert _pipeline(["data=voc"]) == full
+    overrides = [
+        "data=voc",
+        "~data.train_transforms.jitter",
+        "data.train_transforms.crop.height=384",
+    ]
+    datamodule = hydra.utils.instantiate(compose_train(overrides).data)
+    steps = datamodule.train_transform.transforms
+    assert [type(t).__name__ for t in steps][:-2] == full[:-1]
+    crop = next(t for t in steps if isinstance(t, A.RandomCrop))
+    assert (crop.height, crop.width) == (384, 512)
+    assert _pipeline(["data=voc", "data.train_transforms.hflip=null"]) == [*full[:3], full[4]]
+    assert _pipeline(["data=voc", "data.train_transforms=null"]) == []
+    assert _pipeline(["data=synthetic", "debug=overfit"]) == []
+
+
+def test_steps_as_mapping_or_list() -> None:
+    flip = {"_target_": "albumentations.HorizontalFlip", "p": 0.5}
+    assert pipeline_steps({"a": flip, "b": None}) == [flip]
+    assert pipeline_steps([flip, None]) == [flip] and pipeline_steps(None) == []
+    assert [type(s).__name__ for s in instantiate_steps({"flip": flip})] == ["HorizontalFlip"]
+    with pytest.raises(ConfigError, match="names its steps"):
+        pipeline_steps(flip)
+
+
+def test_predict_view_reads_the_named_val_steps() -> None:
+    view = ValidationView.from_data_config(_data(["data=ccp"]))
+    assert [type(s).__name__ for s in view.steps] == ["LongestMaxSize", "PadIfNeeded"]
+
+
+def test_experiment_presets_compose_without_a_link(tmp_path: Path) -> None:
+    assert not (ROOT / "conf" / "experiment").exists()
+    cfg = compose_train(["experiment=synthetic_unet"], output_dir=tmp_path)
+    assert cfg.trainer.max_epochs == 26 and cfg.logger.experiment_name == "synthetic-unet"
+    # As a user runs it, from another folder (train.py points SEGLAB_ROOT at itself).
+    env = {k: v for k, v in os.environ.items() if k != "SEGLAB_ROOT"}
+    cmd = [sys.executable, str(ROOT / "train.py"), "experiment=synthetic_unet", "--cfg", "job"]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    job = OmegaConf.create(out.stdout)
+    assert job.trainer.max_epochs == 26 and job.logger.experiment_name == "synthetic-unet"
