@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from seglab.errors import SeglabError
-from seglab.tracking.store import STORE_DB, embedded_store_uri
+from seglab.tracking.store import existing_tracking_uri
 
 PARENT_TAG = "mlflow.parentRunId"
 NOISE_PARAMS = {"logger.run_name"}  # differ by construction, say nothing about the model
@@ -54,19 +53,6 @@ class RunRow:
         if info.start_time is None or info.end_time is None:
             return None
         return (info.end_time - info.start_time) / 1000
-
-
-def default_tracking_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else the project's embedded store (as train.py records)."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    store = Path(os.environ.get("SEGLAB_ROOT", ".")) / "mlruns"
-    if not (store / STORE_DB).is_file():
-        raise SeglabError(
-            f"no MLflow store at {store / STORE_DB}; train something first, run from the project "
-            "root, or pass --tracking-uri / set MLFLOW_TRACKING_URI"
-        )
-    return embedded_store_uri(store)
 
 
 def find_experiment(client: MlflowClient, name: str | None) -> str:
@@ -222,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 200)  # pipes and logs: keep it wide
     try:
-        uri = args.tracking_uri or default_tracking_uri()
+        uri = existing_tracking_uri(args.tracking_uri)
         client = MlflowClient(uri)
         experiment_id = find_experiment(client, args.experiment)
         rows = collect_runs(client, experiment_id, args.metric, args.mode, args.sweep)

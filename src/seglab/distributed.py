@@ -18,8 +18,8 @@ from lightning_fabric.plugins.environments import (
     TorchElasticEnvironment,
 )
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
 
+from seglab.compat import relaunches_script
 from seglab.errors import ConfigError
 
 # Kubeflow cannot be detected from the environment (Lightning needs it passed explicitly).
@@ -80,9 +80,7 @@ def check_no_relaunch(trainer: pl.Trainer) -> None:
         return
     launcher = getattr(strategy, "launcher", None)
     env = getattr(strategy, "cluster_environment", None)
-    if isinstance(launcher, _SubprocessScriptLauncher) and not (
-        env is not None and env.creates_processes_externally
-    ):
+    if relaunches_script(launcher) and not (env is not None and env.creates_processes_externally):
         raise ConfigError(
             f"trainer.strategy={type(strategy).__name__} starts ranks by re-running the command, "
             "which inside a multirun would start the whole sweep again on every rank; use "

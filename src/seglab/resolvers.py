@@ -7,12 +7,8 @@ from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
 
-
-def _cpu_has_native_bf16() -> bool:
-    import torch
-
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu, no public API
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+from seglab import visualize
+from seglab.compat import cpu_has_native_bf16 as _cpu_has_native_bf16  # tests patch it here
 
 
 def auto_precision(accelerator: str = "auto") -> str:
@@ -46,9 +42,7 @@ def training_side(which: str, crop_size: Any = None, image_size: Any = None) -> 
 
 def voc_palette(n: int) -> list[list[int]]:
     """The VOC colormap's first n colours, for datasets without an official palette."""
-    from seglab.data.voc import voc_palette as palette
-
-    return [list(c) for c in palette(int(n))]
+    return [list(c) for c in visualize.voc_palette(int(n))]
 
 
 def class_range(n: int) -> list[int]:

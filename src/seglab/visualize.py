@@ -11,6 +11,25 @@ from PIL import Image, ImageDraw
 IGNORE_COLOUR = (255, 255, 255)
 
 
+def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
+    """The VOC colormap: class id bits spread over the high bits of R, G and B.
+
+    This is the rule the devkit's `labelcolormap.m` uses, so masks written with it look
+    exactly like the official ones in any image viewer.
+    """
+    colours = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colours.append((r, g, b))
+    return colours
+
+
 def palette_array(palette: Sequence[Sequence[int]], ignore_index: int | None = 255) -> np.ndarray:
     """A 256×3 uint8 lookup table: class id → colour; the ignore index is white."""
     table = np.zeros((256, 3), dtype=np.uint8)

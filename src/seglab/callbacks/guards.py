@@ -22,17 +22,14 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
+from seglab.compat import batch_index, mark_epoch_boundary
 from seglab.errors import TrainingDivergedError
-from seglab.tracking.logger import SeglabMLFlowLogger
+from seglab.tracking.logger import find_mlflow_logger
 from seglab.tracking.secrets import redact_text
 
 FAILURE_TAG = "seglab.failure"  # why the run ended FAILED or KILLED
 MAX_TAG_LENGTH = 5000  # MLflow's tag value limit is 8000; keep the reason readable
 console = Console(stderr=True)
-
-
-def _mlflow_logger(trainer: pl.Trainer) -> SeglabMLFlowLogger | None:
-    return next((lg for lg in trainer.loggers if isinstance(lg, SeglabMLFlowLogger)), None)
 
 
 def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
@@ -41,22 +38,6 @@ def last_checkpoint_path(trainer: pl.Trainer) -> Path | None:
     if not isinstance(ckpt, ModelCheckpoint) or ckpt.dirpath is None:
         return None
     return Path(ckpt.dirpath) / f"{ckpt.CHECKPOINT_NAME_LAST}{ckpt.FILE_EXTENSION}"
-
-
-def _as_epoch_boundary(checkpoint: dict[str, Any]) -> None:
-    """Record a save made between two epochs as "previous epoch done, next not begun".
-
-    Between `increment_ready` and `increment_started` of an epoch (in `on_train_epoch_start`)
-    Lightning 2.6 saves a state it restores as "restarted on epoch start", and then skips that
-    whole epoch. Nothing of the new epoch has run yet, so the boundary state is the true one.
-    """
-    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress")
-    if not progress:
-        return
-    for part in ("total", "current"):
-        tracker = progress[part]
-        if tracker["ready"] == tracker["started"] + 1 == tracker["completed"] + 1:
-            tracker["ready"] -= 1
 
 
 class FiniteLossGuard(pl.Callback):
@@ -75,7 +56,7 @@ class FiniteLossGuard(pl.Callback):
         )
         raise TrainingDivergedError(
             f"training loss became {loss.item()} at step {trainer.global_step} "
-            f"(epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_idx}); "
+            f"(epoch {trainer.current_epoch}, batch {batch_index(trainer)}); "
             f"stopped before updating the weights, {kept}. Lower optim.lr, add "
             "trainer.gradient_clip_val=1.0, or try trainer.precision=32-true"
         )
@@ -110,8 +91,8 @@ class RunGuard(pl.Callback):
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        _as_epoch_boundary(checkpoint)
-        logger = _mlflow_logger(trainer)
+        mark_epoch_boundary(checkpoint)
+        logger = find_mlflow_logger(trainer)
         if logger is not None:
             try:
                 logger.flush()
@@ -121,7 +102,7 @@ class RunGuard(pl.Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        logger = _mlflow_logger(trainer)
+        logger = find_mlflow_logger(trainer)
         interrupted = isinstance(exception, KeyboardInterrupt | SIGTERMException)
         if interrupted:
             reason = (

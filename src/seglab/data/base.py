@@ -8,22 +8,22 @@ targets (instance masks, statistics) reuse the same files without the augmentati
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from seglab.errors import BadSampleError, ConfigError
-
-if TYPE_CHECKING:
-    from seglab.data.instances import InstanceSpec
+from seglab.data.instance_spec import InstanceSpec, connected_instances
+from seglab.errors import BadSampleError, ConfigError, DatasetNotFoundError
 
 T = TypeVar("T", int, str)
 L = TypeVar("L")
 SKIPPED_KEY = "skipped"  # per-sample: the bad file passed over to produce it ("" if none)
+# The dataset split each role reads unless `data.splits` says otherwise (test reads val).
+DEFAULT_SPLITS = {"train": "train", "val": "val", "test": "val"}
 
 
 class BadSampleWarning(UserWarning):
@@ -113,8 +113,6 @@ class SegmentationReader(Dataset):
         """Instance masks uint8 [N,H,W] and their class ids [N] for sample `index`, whose
         validated class mask is `mask`. Default: connected components of the thing classes;
         readers with native instance annotations override it."""
-        from seglab.data.instances import connected_instances
-
         return connected_instances(mask, spec)
 
     # --- shared ---------------------------------------------------------------------------
@@ -173,6 +171,11 @@ class SegmentationReader(Dataset):
         return item
 
 
+def role_splits(splits: Mapping[str, str] | None) -> dict[str, str]:
+    """{role: split name} for the roles train/val/test: `splits` over `DEFAULT_SPLITS`."""
+    return {**DEFAULT_SPLITS, **(splits or {})}
+
+
 def seeded_split(items: Sequence[T], split: str, num_val: int, seed: int, dataset: str) -> list[T]:
     """A fixed split of a dataset that ships none: the sorted items permuted by
     `numpy.random.default_rng(seed)`, the first `num_val` val, the rest train ("all": every
@@ -187,10 +190,10 @@ def seeded_split(items: Sequence[T], split: str, num_val: int, seed: int, datase
     return [ordered[i] for i in sorted(picked)]
 
 
-def not_found(dataset: str, what: str, path: Path, layout: str, source: str) -> Exception:
+def not_found(
+    dataset: str, what: str, path: Path, layout: str, source: str
+) -> DatasetNotFoundError:
     """A DatasetNotFoundError naming the path, the expected tree and where to get the data."""
-    from seglab.errors import DatasetNotFoundError
-
     return DatasetNotFoundError(f"{dataset}: {what}: {path}\nExpected layout:\n{layout}\n{source}")
 
 

@@ -32,9 +32,12 @@ def fingerprint(paths: list[Path], params: dict[str, Any]) -> dict[str, Any]:
     return {"sources": sources, "params": params}
 
 
-def read_manifest(entry: Path, expected: dict[str, Any]) -> dict[str, Any] | None:
-    """The entry's manifest if it was built from exactly `expected`, else None (stale/absent)."""
-    path = entry / MANIFEST
+def read_manifest(
+    entry: Path, expected: dict[str, Any], name: str = MANIFEST
+) -> dict[str, Any] | None:
+    """The entry's manifest (`name`) if it was built from exactly `expected`, else None
+    (stale/absent)."""
+    path = entry / name
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -44,12 +47,14 @@ def read_manifest(entry: Path, expected: dict[str, Any]) -> dict[str, Any] | Non
     return manifest
 
 
-def write_manifest(entry: Path, expected: dict[str, Any], **info: Any) -> None:
-    """Write the manifest last and atomically: a half-built entry never looks valid."""
+def write_manifest(
+    entry: Path, expected: dict[str, Any], name: str = MANIFEST, **info: Any
+) -> None:
+    """Write the manifest (`name`) last and atomically: a half-built entry never looks valid."""
     entry.mkdir(parents=True, exist_ok=True)
-    tmp = entry / f".{MANIFEST}.{os.getpid()}"
+    tmp = entry / f".{name}.{os.getpid()}"
     tmp.write_text(json.dumps({"fingerprint": expected, **info}, indent=1))
-    tmp.replace(entry / MANIFEST)
+    tmp.replace(entry / name)
 
 
 def announce(message: str) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from seglab.data.base import SegmentationReader, apply_lut, label_lut, not_found, require_dir
 from seglab.data.cache import announce
-from seglab.data.instances import InstanceSpec, keep_instances
+from seglab.data.instance_spec import InstanceSpec, keep_instances
 from seglab.data.io import read_image, read_label_png
 from seglab.errors import BadSampleError
 

@@ -30,8 +30,8 @@ from seglab.data.base import (
     require_dir,
 )
 from seglab.data.cache import announce, cache_dir_for, fingerprint, read_manifest, write_manifest
+from seglab.data.windows import window_starts
 from seglab.errors import BadSampleError, ConfigError
-from seglab.inference.sliding import window_starts
 
 CITIES = ("austin", "chicago", "kitsap", "tyrol-w", "vienna")
 GT_LUT = label_lut({0: 0, 255: 1}, invalid=-1)

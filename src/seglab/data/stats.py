@@ -17,6 +17,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from seglab.data.cache import announce, cache_dir_for
+from seglab.errors import report_user_errors
 
 STATS_VERSION = 1
 
@@ -135,8 +136,6 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     from hydra import compose, initialize_config_dir
-
-    from seglab.cli.common import report_user_errors
 
     conf = Path(__file__).resolve().parents[3] / "conf"
     os.environ.setdefault("SEGLAB_ROOT", str(conf.parent))  # data/ defaults as for train.py

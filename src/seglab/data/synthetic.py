@@ -11,7 +11,6 @@ backgrounds are textured, and objects occlude one another.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,8 +23,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from seglab.data.voc import voc_palette
+from seglab.data.cache import read_manifest, write_manifest
 from seglab.errors import ConfigError, SeglabError
+from seglab.visualize import voc_palette
 
 # What the generator draws, by class id (0 = background). conf/data/synthetic.yaml names them
 # the same (class_names) and colours them (palette, the VOC colormap's first entries).
@@ -82,10 +82,10 @@ def ensure_synthetic_voc(
     root.mkdir(parents=True, exist_ok=True)
     params = _manifest(num_train, num_val, image_size, seed)
     target = root / "VOCdevkit"
-    if _read_manifest(target) == params:
+    if read_manifest(target, params, MANIFEST) is not None:
         return root
     with _file_lock(root / ".seglab_synthetic.lock") as locked:
-        if _read_manifest(target) == params:  # another process generated it while we waited
+        if read_manifest(target, params, MANIFEST) is not None:  # made by another process meanwhile
             return root
         if target.exists() and not (target / MANIFEST).is_file():
             raise SeglabError(
@@ -99,7 +99,7 @@ def ensure_synthetic_voc(
         tmp = Path(tempfile.mkdtemp(prefix=".VOCdevkit.tmp-", dir=root))
         try:
             write_voc_tree(tmp / "VOC2012", num_train, num_val, image_size, seed)
-            (tmp / MANIFEST).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+            write_manifest(tmp, params, MANIFEST, **params)  # params readable at the top too
             _swap_in(tmp, target, params)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -305,13 +305,6 @@ def _manifest(num_train: int, num_val: int, image_size: int, seed: int) -> dict[
     }
 
 
-def _read_manifest(devkit: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((devkit / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _swap_in(tmp: Path, target: Path, params: dict[str, Any]) -> None:
     """Rename the finished tree into place, moving an outdated one aside first."""
     old = None
@@ -322,7 +315,7 @@ def _swap_in(tmp: Path, target: Path, params: dict[str, Any]) -> None:
         os.rename(tmp, target)
     except OSError:
         # Without a working lock another process can win the rename; its copy is as good.
-        if _read_manifest(target) != params:
+        if read_manifest(target, params, MANIFEST) is None:
             raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -17,6 +17,7 @@ from seglab.data.base import SegmentationReader, not_found
 from seglab.data.instances import InstanceSpec, instances_from_ids
 from seglab.data.io import read_image, read_label_png, read_mat
 from seglab.errors import BadSampleError, DatasetNotFoundError
+from seglab.visualize import voc_palette
 
 # Class names and colours live in the data config (conf/data/voc.yaml: class_names, and palette
 # as ${seglab.voc_palette:21}); the reader deals in class ids only.
@@ -36,32 +37,14 @@ _LAYOUT = """\
         SegmentationObject/<id>.png  (palette PNG: pixel index = object; model=mask_rcnn)"""
 
 
-def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
-    """The VOC colormap: class id bits spread over the high bits of R, G and B.
-
-    This is the rule the devkit's `labelcolormap.m` uses, so masks written with it look
-    exactly like the official ones in any image viewer.
-    """
-    colours = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colours.append((r, g, b))
-    return colours
+_SOURCE = (
+    f"Get the data from {VOC_URL} ({VOC_TAR}, 2 GB) and unpack it into <root>; "
+    "`data.root` may point at <root>, at VOCdevkit or at VOC2012."
+)
 
 
 def _not_found(what: str, path: Path) -> DatasetNotFoundError:
-    return DatasetNotFoundError(
-        f"PASCAL VOC: {what}: {path}\n"
-        f"Expected layout:\n{_LAYOUT}\n"
-        f"Get the data from {VOC_URL} ({VOC_TAR}, 2 GB) and unpack it into <root>; "
-        "`data.root` may point at <root>, at VOCdevkit or at VOC2012."
-    )
+    return not_found("PASCAL VOC", what, path, _LAYOUT, _SOURCE)
 
 
 def find_voc2012(root: str | Path) -> Path:

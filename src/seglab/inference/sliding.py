@@ -14,11 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seglab.data.windows import window_starts
 from seglab.errors import ConfigError
 
 BLENDS = ("gaussian", "mean")
 GAUSSIAN_SIGMA = 1 / 8  # σ as a fraction of the window side (nnU-Net's choice)
 MIN_WEIGHT = 1e-3  # keeps the window borders from getting zero weight where nothing overlaps
+
+__all__ = ["BLENDS", "as_pair", "slide_inference", "window_starts", "window_weights_1d"]
 
 
 def as_pair(value: int | float | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
@@ -27,16 +30,6 @@ def as_pair(value: int | float | tuple[int, int] | list[int], name: str) -> tupl
     if len(pair) != 2 or any(int(v) < 1 for v in pair):
         raise ConfigError(f"infer.{name}={value!r}; expected a positive int or [height, width]")
     return int(pair[0]), int(pair[1])
-
-
-def window_starts(length: int, window: int, stride: int) -> list[int]:
-    """Start offsets covering [0, length): every `stride`, the last window flush with the end."""
-    if length <= window:
-        return [0]
-    starts = list(range(0, length - window + 1, stride))
-    if starts[-1] + window < length:
-        starts.append(length - window)
-    return starts
 
 
 def window_weights_1d(window: int, blend: str, device: torch.device) -> Tensor:

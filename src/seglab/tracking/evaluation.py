@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from seglab.tracking.params import to_mlflow_params
 from seglab.tracking.run_file import read_run_file
-from seglab.tracking.store import resolve_tracking_uri
+from seglab.tracking.store import get_or_create_experiment, resolve_tracking_uri
 
 TRAIN_RUN_TAG = "seglab.train_run_id"
 
@@ -62,12 +62,7 @@ def log_evaluation_run(
         except MlflowException:
             all_tags[TRAIN_RUN_TAG] = f"{train['run_id']} (not in {uri})"
     if experiment_id is None:
-        experiment = client.get_experiment_by_name(experiment_name)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment
-            else client.create_experiment(experiment_name, artifact_location=artifact_location)
-        )
+        experiment_id = get_or_create_experiment(client, experiment_name, artifact_location)
     run = client.create_run(experiment_id, run_name=run_name)
     run_id = run.info.run_id
     now = int(time.time() * 1000)

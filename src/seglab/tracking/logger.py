@@ -7,10 +7,12 @@ from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
 
+import pytorch_lightning as pl
 from mlflow.entities import Param
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from seglab.compat import flush_async_logging
 from seglab.tracking.params import to_mlflow_params
 from seglab.tracking.secrets import redact_params
 
@@ -79,7 +81,7 @@ class SeglabMLFlowLogger(MLFlowLogger):
     def flush(self) -> None:
         """Send metrics still queued for asynchronous logging (before a checkpoint is written)."""
         if self._initialized:
-            self.experiment._tracking_client.store.flush_async_logging()
+            flush_async_logging(self.experiment)
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
@@ -94,3 +96,8 @@ class SeglabMLFlowLogger(MLFlowLogger):
                 f"MLflow could not close run {self._run_id} ({type(error).__name__}: {error})",
                 stacklevel=2,
             )
+
+
+def find_mlflow_logger(trainer: pl.Trainer) -> SeglabMLFlowLogger | None:
+    """The trainer's seglab MLflow logger, None when it has none (e.g. fast_dev_run)."""
+    return next((lg for lg in trainer.loggers if isinstance(lg, SeglabMLFlowLogger)), None)

@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=,+-]+", "-", text).strip("-")
+def slug(text: str, keep: str = "") -> str:
+    """`text` with every run of characters outside `[A-Za-z0-9_.=,+-]` and `keep` as one `-`
+    (none at the ends): safe in run names and file names."""
+    return re.sub(rf"[^A-Za-z0-9_.=,+{re.escape(keep)}-]+", "-", text).strip("-")
 
 
 def model_label(model: Mapping[str, Any], choice: str | None = None) -> str:
@@ -33,4 +35,4 @@ def run_name(cfg: Mapping[str, Any], choices: Mapping[str, Any]) -> str:
     model_part = model_label(cfg.get("model", {}) or {}, choices.get("model"))
     data_part = str(choices.get("data") or (cfg.get("data") or {}).get("name") or "data")
     loss_part = str(choices.get("loss") or "loss")
-    return f"{_slug(model_part)}_{_slug(data_part)}_{_slug(loss_part)}-{secrets.token_hex(3)}"
+    return f"{slug(model_part)}_{slug(data_part)}_{slug(loss_part)}-{secrets.token_hex(3)}"

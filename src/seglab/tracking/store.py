@@ -6,11 +6,17 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from seglab.errors import TrackingStoreError
+from seglab.errors import SeglabError, TrackingStoreError
+from seglab.tracking.secrets import redact_text
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 STORE_DB = "mlflow.db"
+STORE_DIR = "mlruns"  # under the project root: conf/paths' `mlflow_dir`
 ARTIFACTS_DIR = "artifacts"
 # Seconds to wait for a tracking server before giving up. MLflow's own client retries for
 # minutes, so without this check a wrong URI looks like a hang.
@@ -22,13 +28,19 @@ def embedded_store_uri(store_dir: str | Path) -> str:
     return f"sqlite:///{Path(store_dir).resolve() / STORE_DB}"
 
 
+def configured_tracking_uri(explicit: str | None = None) -> str | None:
+    """The URI the user chose: `explicit` (`logger.tracking_uri=`, `--tracking-uri`), else
+    $MLFLOW_TRACKING_URI; None means the project's embedded store."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
 def resolve_tracking_uri(explicit: str | None, store_dir: str | Path) -> tuple[str, str | None]:
     """(tracking URI, artifact location for new experiments).
 
     Precedence: `logger.tracking_uri=` > `$MLFLOW_TRACKING_URI` > embedded store. Only the
     embedded store gets an artifact location from us; a server decides its own.
     """
-    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = configured_tracking_uri(explicit)
     if uri:
         return uri, None
     store = Path(store_dir).resolve()
@@ -36,10 +48,33 @@ def resolve_tracking_uri(explicit: str | None, store_dir: str | Path) -> tuple[s
     return embedded_store_uri(store), (store / ARTIFACTS_DIR).as_uri()
 
 
+def existing_tracking_uri(explicit: str | None = None) -> str:
+    """The URI to read runs from (compare): as `resolve_tracking_uri`, but an embedded store
+    must already exist under $SEGLAB_ROOT (else the working dir); nothing is created."""
+    uri = configured_tracking_uri(explicit)
+    if uri:
+        return uri
+    store = Path(os.environ.get("SEGLAB_ROOT", ".")) / STORE_DIR
+    if not (store / STORE_DB).is_file():
+        raise SeglabError(
+            f"no MLflow store at {store / STORE_DB}; train something first, run from the project "
+            "root, or pass --tracking-uri / set MLFLOW_TRACKING_URI"
+        )
+    return embedded_store_uri(store)
+
+
+def get_or_create_experiment(
+    client: MlflowClient, name: str, artifact_location: str | None = None
+) -> str:
+    """The id of the active experiment `name`, created (with `artifact_location`) if missing."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None and experiment.lifecycle_stage != "deleted":
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
 def _where(uri: str) -> str:
     """How the user set this URI, for error messages (credentials in it are masked)."""
-    from seglab.tracking.secrets import redact_text
-
     source = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") == uri else "tracking"
     return f"{source} {redact_text(uri)!r}"
 

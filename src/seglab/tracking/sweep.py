@@ -12,7 +12,6 @@ import atexit
 import json
 import logging
 import math
-import re
 import shlex
 import sys
 from dataclasses import asdict, dataclass
@@ -30,7 +29,8 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig
 
 from seglab.errors import ConfigError
-from seglab.tracking.store import resolve_tracking_uri
+from seglab.tracking.naming import slug
+from seglab.tracking.store import get_or_create_experiment, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,6 @@ def sweep_parent() -> SweepParent | None:
     return SweepParent.load(Path(hydra_cfg.sweep.dir))
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=,+:/-]+", "-", text).strip("-")
-
-
 def _fixed_keys(sweep_overrides: list[str]) -> set[str]:
     """Keys the sweep sets to one value for every job (not `a,b`, `choice(...)`, ...)."""
     parsed = OverridesParser.create().parse_overrides(sweep_overrides)
@@ -91,7 +87,8 @@ def child_run_name(parent: SweepParent, job_overrides: list[str], job_num: int) 
     fixed = _fixed_keys(parent.overrides)
     parsed = OverridesParser.create().parse_overrides(job_overrides)
     varying = [o.input_line for o in parsed if o.key_or_group not in fixed]
-    return f"#{job_num} {_slug(','.join(v for v in varying if v)) or 'defaults'}"[:MAX_RUN_NAME]
+    label = slug(",".join(v for v in varying if v), keep=":/") or "defaults"
+    return f"#{job_num} {label}"[:MAX_RUN_NAME]
 
 
 def child_logger_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -231,11 +228,7 @@ class MLflowSweepCallback(Callback):
         )
         client = MlflowClient(uri)
         experiment_name = str(config.logger.experiment_name)
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is not None and experiment.lifecycle_stage != "deleted":
-            experiment_id = experiment.experiment_id
-        else:
-            experiment_id = client.create_experiment(experiment_name, artifact_location)
+        experiment_id = get_or_create_experiment(client, experiment_name, artifact_location)
         overrides = [str(o) for o in config.hydra.overrides.task]
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         tags = {

@@ -1,0 +1,146 @@
+"""Every use of a library's private API, each behind one small adapter.
+
+Nothing else in seglab touches a private attribute of torch, Lightning or MLflow: an upgrade
+that moves one breaks here, and `tests/test_compat.py` exercises each adapter against the
+installed versions so that it fails with a message naming the attribute instead of a feature
+going quietly wrong (a resume that skips an epoch, metrics lost before a checkpoint, a sweep
+restarted on every DDP rank, bf16 never chosen).
+
+Written against torch 2.14.1, pytorch-lightning 2.6.6 and mlflow 3.17.2. The libraries are
+imported inside the functions: `seglab.resolvers` uses this module and is imported with
+`seglab` itself, which must stay cheap to import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PrivateAPIError(RuntimeError):
+    """A private attribute seglab relies on is gone or changed in the installed library."""
+
+
+def _missing(library: str, what: str, purpose: str) -> PrivateAPIError:
+    import importlib.metadata as metadata
+
+    try:
+        version = metadata.version(library)
+    except metadata.PackageNotFoundError:  # pragma: no cover - the library is a dependency
+        version = "?"
+    return PrivateAPIError(
+        f"{library} {version}: {what} is gone or changed (seglab.compat was written against "
+        f"an older version); {purpose}. Update the adapter in src/seglab/compat.py."
+    )
+
+
+# --- torch ------------------------------------------------------------------------------------
+# torch.cpu has no public "does this CPU do bf16 natively" query. torch 2.14.1.
+CPU_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def missing_cpu_bf16_probes() -> list[str]:
+    """The `torch.cpu` probes of `CPU_BF16_PROBES` the installed torch lacks (tests: [])."""
+    import torch
+
+    return [name for name in CPU_BF16_PROBES if not callable(getattr(torch.cpu, name, None))]
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX-512 BF16 or AMX tiles (private `torch.cpu` probes, torch 2.14.1).
+
+    A probe the installed torch lacks counts as "no" (32-true is always safe);
+    `missing_cpu_bf16_probes` and its test make that loud.
+    """
+    import torch
+
+    return any(getattr(torch.cpu, name, lambda: False)() for name in CPU_BF16_PROBES)
+
+
+# --- pytorch-lightning --------------------------------------------------------------------------
+def batch_index(trainer: Any) -> int:
+    """The training batch index within the epoch: `trainer.fit_loop.epoch_loop.batch_idx`
+    (loop internals, pytorch-lightning 2.6.6)."""
+    try:
+        return int(trainer.fit_loop.epoch_loop.batch_idx)
+    except AttributeError as error:
+        raise _missing(
+            "pytorch-lightning",
+            "Trainer.fit_loop.epoch_loop.batch_idx",
+            "it names the batch where the loss diverged",
+        ) from error
+
+
+def epoch_progress(checkpoint: dict[str, Any]) -> dict[str, dict[str, int]] | None:
+    """The fit loop's epoch counters in a checkpoint (`{"total": {...}, "current": {...}}`,
+    each with `ready`, `started`, `processed`, `completed`), or None where the checkpoint holds
+    none. The layout is `checkpoint["loops"]["fit_loop"]["epoch_progress"]` in
+    pytorch-lightning 2.6.6 (tests/test_compat.py checks a real checkpoint still has it)."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress")
+    if not progress:
+        return None
+    try:
+        for part in ("total", "current"):
+            for key in ("ready", "started", "completed"):
+                int(progress[part][key])
+    except (KeyError, TypeError) as error:
+        raise _missing(
+            "pytorch-lightning",
+            "checkpoint['loops']['fit_loop']['epoch_progress'][total|current][ready|started|"
+            "completed]",
+            "a checkpoint saved between two epochs is resumed from the epoch boundary",
+        ) from error
+    return progress
+
+
+def mark_epoch_boundary(checkpoint: dict[str, Any]) -> None:
+    """Record a save made between two epochs as "previous epoch done, next not begun".
+
+    Between `increment_ready` and `increment_started` of an epoch (in `on_train_epoch_start`)
+    Lightning 2.6 saves a state it restores as "restarted on epoch start", and then skips that
+    whole epoch. Nothing of the new epoch has run yet, so the boundary state is the true one.
+    """
+    progress = epoch_progress(checkpoint)
+    if not progress:
+        return
+    for part in ("total", "current"):
+        tracker = progress[part]
+        if tracker["ready"] == tracker["started"] + 1 == tracker["completed"] + 1:
+            tracker["ready"] -= 1
+
+
+def subprocess_script_launcher() -> type:
+    """Lightning's launcher that starts ranks > 0 by re-running the command
+    (`pytorch_lightning.strategies.launchers._SubprocessScriptLauncher`, 2.6.6)."""
+    try:
+        from pytorch_lightning.strategies.launchers import _SubprocessScriptLauncher
+    except ImportError as error:
+        raise _missing(
+            "pytorch-lightning",
+            "pytorch_lightning.strategies.launchers._SubprocessScriptLauncher",
+            "a multirun job with DDP must be refused before it starts the sweep on every rank",
+        ) from error
+    return _SubprocessScriptLauncher
+
+
+def relaunches_script(launcher: Any) -> bool:
+    """True when `launcher` starts the other ranks by re-running the script."""
+    return isinstance(launcher, subprocess_script_launcher())
+
+
+# --- mlflow -----------------------------------------------------------------------------------
+def flush_async_logging(client: Any) -> None:
+    """Send what `client` (an `MlflowClient`) still queues for asynchronous logging.
+
+    mlflow 3.17.2 offers only the fluent `mlflow.flush_async_logging()`, which flushes the
+    default store, not the store of a client bound to another URI; so this goes through
+    `MlflowClient._tracking_client.store.flush_async_logging`.
+    """
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    flush = getattr(store, "flush_async_logging", None)
+    if not callable(flush):
+        raise _missing(
+            "mlflow",
+            "MlflowClient._tracking_client.store.flush_async_logging",
+            "metrics queued for asynchronous logging are flushed before each checkpoint",
+        )
+    flush()
