@@ -27,3 +27,13 @@ class TrainingDivergedError(SeglabError):
 
 class ResumeError(SeglabError):
     """`resume=<dir>` does not point at a run that can be continued."""
+
+
+def user_error_of(error: BaseException) -> SeglabError | None:
+    """The SeglabError behind `error` (Hydra wraps errors raised inside `instantiate`), if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, SeglabError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -1,31 +1,19 @@
-"""What every entry point shares: user-error reporting and the Hydra runtime's facts."""
+"""What every entry point shares: user-error reporting."""
 
 from __future__ import annotations
 
 import functools
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from rich.console import Console
 
-from seglab.errors import SeglabError
+from seglab.errors import SeglabError, user_error_of
 
 T = TypeVar("T")
 console = Console(stderr=True)
-
-
-def _user_error(error: BaseException) -> SeglabError | None:
-    """The SeglabError behind `error` (Hydra wraps errors raised inside `instantiate`)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, SeglabError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _message(error: SeglabError) -> str:
@@ -46,7 +34,7 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except (SeglabError, InstantiationException) as error:
-            user_error = _user_error(error)
+            user_error = user_error_of(error)
             if user_error is None:
                 raise
             console.print(
@@ -55,24 +43,3 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
             sys.exit(2)
 
     return wrapper
-
-
-def hydra_choices() -> dict[str, Any]:
-    """Config group choices of the running app (`{"model": "unet", ...}`), {} outside Hydra."""
-    if not HydraConfig.initialized():
-        return {}
-    return dict(HydraConfig.get().runtime.choices)
-
-
-def hydra_overrides() -> list[str]:
-    """The task overrides given on the command line, [] outside Hydra."""
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
-
-
-def output_dir(cfg: Any) -> Path:
-    """The run's output folder (created)."""
-    path = Path(cfg.paths.output_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -81,7 +81,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     device = _device(cfg.accelerator)
     ckpt = read_checkpoint(cfg.ckpt_path)
     task = load_task(
-        cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, semantic_only="predict.py"
+        cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, needs="predictable"
     )  # type: ignore[arg-type]
     # At the precision validation scored the checkpoint at (as eval.py), unless told otherwise.
     plugin = precision_plugin(cfg.precision or checkpoint_precision(ckpt, device), device)
