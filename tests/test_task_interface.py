@@ -69,7 +69,8 @@ def test_defaults_of_a_kind_without_inference_settings_or_loss() -> None:
     task.set_inference({"mode": "slide"})  # ignored, as documented
     assert task.infer_settings is None
     assert "loss" not in task.hparams  # uses_loss=False: not kept in its checkpoints
-    assert not task.predictable and not task.exportable
+    assert not task.handled_by("predict.py") and not task.handled_by("export.py")
+    assert task.handled_by("eval.py")
     with pytest.raises(NotImplementedError, match="StubTask"):
         task.infer(torch.zeros(1, 3, 8, 8))
     assert SegmentationTask.last_confusion(task, "val") is None  # before any epoch
@@ -96,11 +97,9 @@ def test_artifacts_through_the_interface_instances() -> None:
     assert task.class_map_calls == 0  # instances drawn instead
 
 
-@pytest.mark.parametrize(
-    ("needs", "tool"), [("predictable", "predict.py"), ("exportable", "export.py")]
-)
+@pytest.mark.parametrize("tool", ["predict.py", "export.py"])
 def test_tools_refuse_kinds_without_the_capability(
-    needs: str, tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(tasks.TASKS, "stub", StubTask)
     path = tmp_path / "stub.ckpt"
@@ -111,7 +110,7 @@ def test_tools_refuse_kinds_without_the_capability(
     with pytest.raises(
         ConfigError, match=rf"stub segmentation checkpoint.*{tool} handles semantic"
     ):
-        load_task(path, needs=needs)
+        load_task(path, tool=tool)
 
 
 def test_tracking_callbacks_use_the_base_interface_only() -> None:

@@ -118,7 +118,7 @@ def export_checkpoint(
 
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r}; expected one of {', '.join(FORMATS)}")
-    task = load_task(ckpt_path, needs="exportable")
+    task = load_task(ckpt_path, tool="export.py")
     data: dict[str, Any] = task.hparams["data"]
     channels = int(data.get("in_channels", 3))
     size = list(example_size or [data.get("crop_size") or data.get("image_size") or 256] * 2)

@@ -80,9 +80,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     infer = OmegaConf.to_container(cfg.infer, resolve=True) if cfg.get("infer") else None
     device = _device(cfg.accelerator)
     ckpt = read_checkpoint(cfg.ckpt_path)
-    task = load_task(
-        cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, needs="predictable"
-    )  # type: ignore[arg-type]
+    task = load_task(cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, tool="predict.py")  # type: ignore[arg-type]
     # At the precision validation scored the checkpoint at (as eval.py), unless told otherwise.
     plugin = precision_plugin(cfg.precision or checkpoint_precision(ckpt, device), device)
     task = plugin.convert_module(task)

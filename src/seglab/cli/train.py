@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -17,7 +18,7 @@ from seglab.run.sweep_job import sweep_job
 from seglab.tracking.naming import model_label
 
 
-def print_summary(metrics: dict[str, float], objects: dict) -> None:  # type: ignore[type-arg]
+def print_summary(metrics: dict[str, float], objects: dict[str, Any]) -> None:
     """The run's metrics, best checkpoint and MLflow run, as the console shows them."""
     trainer, logger = objects["trainer"], objects["logger"]
     ckpt = trainer.checkpoint_callback

@@ -38,9 +38,9 @@ class SegmentationTask(pl.LightningModule, ABC):
     - `set_inference(infer)` / `infer_settings`: how evaluation computes its predictions
       (conf/infer), for kinds that have such settings;
     - `last_confusion(stage)`: the confusion matrix of the last finished val/test epoch;
-    - `uses_loss`, `predictable`, `exportable`: whether the kind trains on `loss`, and whether
-      predict.py / export.py handle its checkpoints (then it implements `infer`, and export.py
-      exports its `net`).
+    - `uses_loss`, `predictable`, `exportable` (asked through `handled_by(tool)`): whether the
+      kind trains on `loss`, and whether predict.py / export.py handle its checkpoints (then it
+      implements `infer`, and export.py exports its `net`).
     """
 
     uses_loss: ClassVar[bool] = True  # False: `loss` is accepted (old checkpoints) but unused
@@ -48,6 +48,11 @@ class SegmentationTask(pl.LightningModule, ABC):
     exportable: ClassVar[bool] = False  # export.py exports `net` (normalised image → logits)
     # What the tools that refuse this kind suggest instead.
     refusal_hint: ClassVar[str] = "Score it with eval.py."
+
+    @classmethod
+    def handled_by(cls, tool: str) -> bool:
+        """Whether `tool` ("predict.py", "export.py"; others: yes) handles this kind's checkpoints."""
+        return {"predict.py": cls.predictable, "export.py": cls.exportable}.get(tool, True)
 
     def __init__(
         self,

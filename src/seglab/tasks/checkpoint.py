@@ -16,8 +16,7 @@ from seglab.tasks.base import PRECISION_KEY, SegmentationTask
 
 # `loss` is not required: tasks that train without one (uses_loss=False) do not keep it.
 REQUIRED_HPARAMS = ("model", "data")
-# A task capability (a SegmentationTask class attribute) → the tool that needs it.
-TOOL_OF_CAPABILITY = {"predictable": "predict.py", "exportable": "export.py"}
+
 MODEL_KEYS_SHOWN = ("arch", "encoder", "in_channels", "num_classes")  # what tells models apart
 FIRST_N = 3  # mismatching tensors named in an error
 
@@ -104,25 +103,25 @@ def load_task(
     model: Mapping[str, Any] | None = None,
     infer: Mapping[str, Any] | None = None,
     ckpt: Mapping[str, Any] | None = None,
-    needs: str | None = None,
+    tool: str | None = None,
 ) -> SegmentationTask:
     """Rebuild the task from the checkpoint alone (read once) and load its weights.
 
     `model` replaces the checkpoint's model config (eval.py's `model=`); when the weights do not
     fit it, or do not fit the checkpoint's own config, the error says what differs.
     `infer` sets how evaluation/prediction compute logits (conf/infer). `ckpt`: the already read
-    checkpoint, when the caller needed it first. `needs`: the capability the calling tool
-    needs (a key of TOOL_OF_CAPABILITY); a task kind without it is refused with a message.
+    checkpoint, when the caller needed it first. `tool`: the calling tool's name; a task kind
+    it does not handle (`SegmentationTask.handled_by`) is refused with a message.
     """
     path = Path(ckpt_path)
     ckpt = ckpt if ckpt is not None else read_checkpoint(path)
     hparams = dict(ckpt["hyper_parameters"])
     kind = hparams["model"].get("task", "semantic")
-    if needs is not None and not getattr(task_class(kind), needs):
-        able = [name for name, cls in TASKS.items() if getattr(cls, needs)]
+    if tool is not None and not task_class(kind).handled_by(tool):
+        able = [name for name, cls in TASKS.items() if cls.handled_by(tool)]
         raise ConfigError(
             f"ckpt_path={str(path)!r} is an {kind} segmentation checkpoint "
-            f"({hparams['model'].get('name')}); {TOOL_OF_CAPABILITY[needs]} handles "
+            f"({hparams['model'].get('name')}); {tool} handles "
             f"{' and '.join(able)} ones. {task_class(kind).refusal_hint}"
         )
     differences: list[str] = []
