@@ -57,7 +57,7 @@ def ccp_trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from omegaconf import OmegaConf
     from torch.utils.data import DataLoader, Subset
 
-    from seglab.cli.train import build_task
+    from seglab.run.build import build_task
 
     tmp = tmp_path_factory.mktemp("ccp_train")
     cfg = compose_train(
@@ -143,15 +143,11 @@ def test_predict_real_ccp_photos_with_a_ccp_model(ccp_trained: dict, tmp_path: P
     assert abs(sum(float(rows[0][n]) for n in names) - 1) < 1e-4
 
 
-def test_mask_rcnn_fast_dev_run_on_real_ccp(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_mask_rcnn_fast_dev_run_on_real_ccp(tmp_path: Path) -> None:
     """Garment instances (connected components) from the real annotations train and score."""
-    import seglab.cli.train as cli
+    from seglab.run.pipeline import train
     from tests.test_mask_rcnn_train import TINY_MASK_RCNN
 
-    seen: dict[str, float] = {}
-    monkeypatch.setattr(cli, "print_run_summary", lambda _c, metrics, *a, **k: seen.update(metrics))
     overrides = [
         "data=ccp",
         f"data.root={CCP_ROOT}",
@@ -163,6 +159,6 @@ def test_mask_rcnn_fast_dev_run_on_real_ccp(
         "trainer.accelerator=cpu",
         *TINY_MASK_RCNN,
     ]
-    cli.train(compose_train(overrides, output_dir=tmp_path / "out"))
+    seen, _ = train(compose_train(overrides, output_dir=tmp_path / "out"))
     assert seen["train/loss_mask"] > 0 and 0.0 <= seen["val/mAP"] <= 1.0, sorted(seen)
     assert 0.0 <= seen["val/mIoU"] <= 1.0

@@ -8,8 +8,7 @@ import pytest
 def test_errors_from_loader_workers_are_reported_without_their_traceback() -> None:
     from torch.utils.data import DataLoader, Dataset
 
-    from seglab.cli.common import _message
-    from seglab.errors import BadSampleError
+    from seglab.errors import BadSampleError, user_message
 
     class Broken(Dataset):
         def __len__(self) -> int:
@@ -20,4 +19,4 @@ def test_errors_from_loader_workers_are_reported_without_their_traceback() -> No
 
     with pytest.raises(BadSampleError) as caught:
         next(iter(DataLoader(Broken(), num_workers=1)))
-    assert _message(caught.value) == "/d/a.png: label values [30] outside 0..5"
+    assert user_message(caught.value) == "/d/a.png: label values [30] outside 0..5"

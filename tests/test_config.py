@@ -16,11 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from seglab.cli.summary import print_run_summary
-from seglab.cli.train import build_task, check_config
 from seglab.data.stats import dataset_stats, median_frequency_weights, resolve_auto_class_weights
 from seglab.errors import ConfigError
 from seglab.models import build_model, build_smp_model
 from seglab.optim import build_scheduler
+from seglab.run.build import build_task
+from seglab.run.prepare import check_config
 from seglab.tracking.naming import model_label, run_name
 from tests.conftest import CONF_DIR, ROOT, TINY_DATA, compose_train
 

@@ -27,13 +27,9 @@ MAKERS = D.ROOT_MAKERS
 
 
 @pytest.mark.parametrize("name", list(PER_DATASET))
-def test_fast_dev_run_in_process(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import seglab.cli.train as cli
+def test_fast_dev_run_in_process(name: str, tmp_path: Path) -> None:
+    from seglab.run.pipeline import train
 
-    seen: dict[str, float] = {}  # the epoch's metrics, as train() hands them to the summary
-    monkeypatch.setattr(cli, "print_run_summary", lambda _c, metrics, *a, **k: seen.update(metrics))
     root = MAKERS[name](tmp_path / name)
     overrides = [
         f"data={name}",
@@ -43,20 +39,16 @@ def test_fast_dev_run_in_process(
         *SMALL,
         *PER_DATASET[name],
     ]
-    cli.train(compose_train(overrides, output_dir=tmp_path / "out"))
+    seen, _ = train(compose_train(overrides, output_dir=tmp_path / "out"))
     assert 0.0 <= seen["val/mIoU"] <= 1.0 and seen["train/loss"] > 0, sorted(seen)
     if name == "inria":  # one val batch = the two whole val tiles, one per city
         assert {"val/IoU_city/austin", "val/IoU_city/vienna"} <= set(seen), sorted(seen)
 
 
-def test_lits_run_reports_dice_per_case(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_lits_run_reports_dice_per_case(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The epoch's metrics, as train() hands them to the summary, hold the per-case Dice."""
-    import seglab.cli.train as cli
+    from seglab.run.pipeline import train
 
-    seen: dict[str, float] = {}
-    monkeypatch.setattr(cli, "print_run_summary", lambda _c, metrics, *a, **k: seen.update(metrics))
     root, _ = D.make_lits(tmp_path / "lits")
     overrides = [
         "data=lits",
@@ -65,7 +57,7 @@ def test_lits_run_reports_dice_per_case(
         "trainer.fast_dev_run=true",
         *SMALL,
     ]
-    cli.train(compose_train(overrides, output_dir=tmp_path / "out"))
+    seen, _ = train(compose_train(overrides, output_dir=tmp_path / "out"))
     assert "LiTS: caching volume-" in capsys.readouterr().err  # the preparation is announced
     for key in ("dice_per_case/liver", "dice_global/liver", "dice_per_case/tumour"):
         assert 0.0 <= seen[f"val/{key}"] <= 1.0, sorted(seen)

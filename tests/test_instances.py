@@ -285,7 +285,7 @@ def test_a_batch_with_an_empty_target_trains(tmp_path: Path) -> None:
     """An image without instances next to one with: finite losses, gradients everywhere."""
     from omegaconf import OmegaConf
 
-    from seglab.cli.train import build_task
+    from seglab.run.build import build_task
     from tests.test_mask_rcnn_train import TINY_MASK_RCNN
 
     cfg = compose_train([*TINY_MASK_RCNN, "data.image_size=64"], output_dir=tmp_path)

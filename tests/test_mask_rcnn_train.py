@@ -36,13 +36,9 @@ PRECISIONS = ("32-true", "bf16-mixed")
 
 
 @pytest.mark.parametrize("name", list(EVERY_DATASET))
-def test_fast_dev_run_on_every_dataset(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import seglab.cli.train as cli
+def test_fast_dev_run_on_every_dataset(name: str, tmp_path: Path) -> None:
+    from seglab.run.pipeline import train
 
-    seen: dict[str, float] = {}
-    monkeypatch.setattr(cli, "print_run_summary", lambda _c, metrics, *a, **k: seen.update(metrics))
     overrides = [
         f"data={name}",
         f"data.root={D.ROOT_MAKERS[name](tmp_path / name)}",
@@ -53,7 +49,7 @@ def test_fast_dev_run_on_every_dataset(
         *TINY_MASK_RCNN,
         "trainer.precision=32-true",
     ]
-    cli.train(compose_train(overrides, output_dir=tmp_path / "out"))
+    seen, _ = train(compose_train(overrides, output_dir=tmp_path / "out"))
     assert seen["train/loss"] > 0 and seen["train/loss_mask"] > 0, sorted(seen)
     assert 0.0 <= seen["val/mIoU"] <= 1.0 and 0.0 <= seen["val/mAP"] <= 1.0, sorted(seen)
 
@@ -80,7 +76,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path)
     import pytorch_lightning as pl
     from omegaconf import OmegaConf
 
-    from seglab.cli.train import build_task
+    from seglab.run.build import build_task
 
     tmp = tmp_path_factory.mktemp("mask_rcnn")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"

@@ -18,8 +18,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from seglab.cli.resume import load_resume
 from seglab.errors import ResumeError
+from seglab.run.resume import load_resume
 from tests.conftest import ROOT, TINY_DATA, run_entry_point
 
 pytestmark = pytest.mark.slow

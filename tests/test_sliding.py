@@ -167,7 +167,7 @@ def test_validation_uses_the_infer_config(tmp_path) -> None:
     import pytorch_lightning as pl
     from omegaconf import OmegaConf
 
-    from seglab.cli.train import build_task
+    from seglab.run.build import build_task
     from tests.conftest import compose_train
 
     cfg = compose_train(["infer=slide", "infer.window=48", "infer.stride=24"], output_dir=tmp_path)
@@ -183,7 +183,7 @@ def test_validation_uses_the_infer_config(tmp_path) -> None:
     expected = torch.bincount(
         (batch["mask"] * 6 + slid.argmax(dim=1)).flatten(), minlength=36
     ).reshape(6, 6)
-    torch.testing.assert_close(task.last_matrix["val"].long(), expected)
+    torch.testing.assert_close(task.last_confusion("val").long(), expected)
     with torch.no_grad():  # and whole-image inference would have scored differently
         whole = task(batch["image"]).argmax(dim=1)
     assert (whole != slid.argmax(dim=1)).any()

@@ -226,8 +226,8 @@ def test_failed_jobs_become_failed_children_in_process(tmp_path: Path) -> None:
     """A NaN objective and a user error (before any run existed) → FAILED children, sweep on."""
     from hydra.core.hydra_config import HydraConfig
 
-    from seglab.cli.common import report_user_errors
-    from seglab.cli.sweep_job import sweep_job
+    from seglab.errors import report_user_errors
+    from seglab.run.sweep_job import sweep_job
     from seglab.tracking.sweep import MLflowSweepCallback
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -53,7 +53,7 @@ def _untrained_val_miou(root: Path, tmp: Path) -> float:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from seglab.cli.train import build_task
+    from seglab.run.build import build_task
     from tests.conftest import compose_train
 
     cfg = compose_train([*TINY_DATA, f"data.root={root}"], output_dir=tmp)

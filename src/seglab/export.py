@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from seglab.errors import ConfigError, SeglabError
 from seglab.inference.padding import OUTPUT_STRIDE, pad_to_stride
+from seglab.tasks.checkpoint import load_task
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 # torch.export takes a side of 1 in the example for a constant; any other size is traced as
@@ -114,11 +115,9 @@ def export_checkpoint(
     check: bool = True,
 ) -> tuple[Path, Path]:
     """Write the model and its `<output>.json` description; returns both paths."""
-    from seglab.tasks.checkpoint import load_task
-
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r}; expected one of {', '.join(FORMATS)}")
-    task = load_task(ckpt_path, semantic_only="export.py")
+    task = load_task(ckpt_path, tool="export.py")
     data: dict[str, Any] = task.hparams["data"]
     channels = int(data.get("in_channels", 3))
     size = list(example_size or [data.get("crop_size") or data.get("image_size") or 256] * 2)

@@ -10,8 +10,9 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from seglab.cli.common import hydra_overrides, output_dir, report_user_errors
 from seglab.cli.eval_report import eval_tables, overall_metrics, per_class_rows, write_reports
+from seglab.errors import report_user_errors
+from seglab.run.context import hydra_overrides, output_dir
 from seglab.tasks.checkpoint import (
     check_class_count,
     checkpoint_precision,
@@ -67,7 +68,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         enable_progress_bar=cfg.progress_bar,
     )
     (metrics,) = trainer.test(task, datamodule=datamodule, verbose=False)
-    matrix = task.last_matrix.get("test")
+    matrix = task.last_confusion("test")
     rows = per_class_rows(metrics, task.class_names, matrix.numpy() if matrix is not None else None)
     overall = overall_metrics(metrics)
     out_dir = output_dir(cfg)
@@ -76,7 +77,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         "data": data_cfg["name"],
         "root": data_cfg.get("root"),
         "split": cfg.split,
-        "infer": task.infer_settings.mode if hasattr(task, "infer_settings") else None,
+        "infer": task.infer_settings.mode if task.infer_settings is not None else None,
     }
     files = write_reports(out_dir, overall, rows, info)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from rich.console import Console
 
-from seglab.cli.common import report_user_errors
+from seglab.errors import report_user_errors
 from seglab.export import export_checkpoint
 
 

@@ -19,9 +19,8 @@ from pytorch_lightning.plugins.precision import Precision
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from seglab.cli.common import report_user_errors
 from seglab.data.io import read_image
-from seglab.errors import ConfigError
+from seglab.errors import ConfigError, report_user_errors
 from seglab.inference.images import find_inputs
 from seglab.inference.precision import precision_plugin
 from seglab.inference.view import ValidationView
@@ -80,9 +79,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     infer = OmegaConf.to_container(cfg.infer, resolve=True) if cfg.get("infer") else None
     device = _device(cfg.accelerator)
     ckpt = read_checkpoint(cfg.ckpt_path)
-    task = load_task(
-        cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, semantic_only="predict.py"
-    )  # type: ignore[arg-type]
+    task = load_task(cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, tool="predict.py")  # type: ignore[arg-type]
     # At the precision validation scored the checkpoint at (as eval.py), unless told otherwise.
     plugin = precision_plugin(cfg.precision or checkpoint_precision(ckpt, device), device)
     task = plugin.convert_module(task)

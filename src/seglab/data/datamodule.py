@@ -12,7 +12,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 
-from seglab.data.base import SKIPPED_KEY, BadSampleWarning
+from seglab.data.base import SKIPPED_KEY, BadSampleWarning, role_splits
 from seglab.data.instances import InstanceDataset, InstanceSpec, collate_instances
 from seglab.data.transforms import Steps, build_transform
 from seglab.errors import ConfigError
@@ -70,7 +70,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.ignore_index = ignore_index
         self.in_channels = in_channels
         self.mean, self.std = list(mean), list(std)
-        self.splits = {"train": "train", "val": "val", "test": "val", **(splits or {})}
+        self.splits = role_splits(splits)
         # Images a reader returns as floats in [0, 1] (CT) set max_pixel_value=1.
         self.train_transform = build_transform(train_transforms, mean, std, max_pixel_value)
         self.val_transform = build_transform(val_transforms, mean, std, max_pixel_value)

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
-
 from seglab.errors import ConfigError
+from seglab.tasks.base import SegmentationTask
 from seglab.tasks.instance import InstanceSegmentationTask
 from seglab.tasks.semantic import SemanticSegmentationTask
 
-TASKS: dict[str, type[pl.LightningModule]] = {
+TASKS: dict[str, type[SegmentationTask]] = {
     "semantic": SemanticSegmentationTask,
     "instance": InstanceSegmentationTask,
 }
 
 
-def task_class(name: str) -> type[pl.LightningModule]:
-    """The LightningModule class for `model.task`."""
+def task_class(name: str) -> type[SegmentationTask]:
+    """The task class for `model.task`."""
     if name not in TASKS:
         raise ConfigError(f"model.task={name!r}; expected one of {sorted(TASKS)}")
     return TASKS[name]
 
 
-__all__ = ["TASKS", "InstanceSegmentationTask", "SemanticSegmentationTask", "task_class"]
+__all__ = [
+    "TASKS",
+    "InstanceSegmentationTask",
+    "SegmentationTask",
+    "SemanticSegmentationTask",
+    "task_class",
+]

@@ -1,15 +1,19 @@
 """What every segmentation task shares: class metadata, the epoch's confusion matrix and its
-scores, the dataset's grouped metrics, optimiser and schedule."""
+scores, the dataset's grouped metrics, optimiser and schedule; and the interface the rest of
+seglab (tracking, eval.py, predict.py, export.py) calls on any task kind."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import hydra.utils
 import pytorch_lightning as pl
 from torch import Tensor
 
+from seglab.inference import InferSettings
 from seglab.metrics import ConfusionMatrix, segmentation_scores
 from seglab.metrics.grouped import build_grouped_metrics, compute_grouped_metrics
 from seglab.optim import build_scheduler
@@ -18,19 +22,42 @@ from seglab.optim import build_scheduler
 PRECISION_KEY = "seglab_precision"
 
 
-class SegmentationTask(pl.LightningModule):
+class SegmentationTask(pl.LightningModule, ABC):
     """Built from plain config dicts, which are also the checkpoint's hparams.
 
     A checkpoint is therefore self-describing (`load_from_checkpoint(path)` rebuilds model, loss
     and class metadata) and loads with `torch.load(..., weights_only=True)`. Subclasses build
     the network and feed `val_matrix`/`test_matrix` and `grouped_metrics` in their steps; the
     scores logged from them (`val/mIoU`, `val/IoU/<class>`, ...) are the same for every task.
+
+    The interface every task kind implements (a new kind: one module plus its entry in
+    `seglab.tasks.TASKS`):
+
+    - `class_maps(images)`: one class map per image (overlays; must be implemented);
+    - `instance_overlays(samples, min_score)`: instances to draw, for kinds that detect them;
+    - `set_inference(infer)` / `infer_settings`: how evaluation computes its predictions
+      (conf/infer), for kinds that have such settings;
+    - `last_confusion(stage)`: the confusion matrix of the last finished val/test epoch;
+    - `uses_loss`, `predictable`, `exportable` (asked through `handled_by(tool)`): whether the
+      kind trains on `loss`, and whether predict.py / export.py handle its checkpoints (then it
+      implements `infer`, and export.py exports its `net`).
     """
+
+    uses_loss: ClassVar[bool] = True  # False: `loss` is accepted (old checkpoints) but unused
+    predictable: ClassVar[bool] = False  # predict.py writes its masks (needs `infer`)
+    exportable: ClassVar[bool] = False  # export.py exports `net` (normalised image → logits)
+    # What the tools that refuse this kind suggest instead.
+    refusal_hint: ClassVar[str] = "Score it with eval.py."
+
+    @classmethod
+    def handled_by(cls, tool: str) -> bool:
+        """Whether `tool` ("predict.py", "export.py"; others: yes) handles this kind's checkpoints."""
+        return {"predict.py": cls.predictable, "export.py": cls.exportable}.get(tool, True)
 
     def __init__(
         self,
         model: dict[str, Any],
-        loss: dict[str, Any],
+        loss: dict[str, Any] | None,
         optim: dict[str, Any],
         scheduler: dict[str, Any],
         data: dict[str, Any],
@@ -38,7 +65,8 @@ class SegmentationTask(pl.LightningModule):
         unassigned: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["unassigned"])
+        unused = [] if self.uses_loss else ["loss"]  # not kept in the kind's new checkpoints
+        self.save_hyperparameters(logger=False, ignore=["unassigned", *unused])
         self.num_classes = int(data["num_classes"])
         self.ignore_index = int(data["ignore_index"])
         self.class_names = list(data["class_names"])
@@ -48,12 +76,43 @@ class SegmentationTask(pl.LightningModule):
         # Per-case / per-city metrics declared by the dataset (data.extra_metrics), val and test.
         self.grouped_metrics = build_grouped_metrics(data.get("extra_metrics"), self.ignore_index)
         # Confusion matrix of the last finished validation/test epoch, for artifacts and summaries.
-        self.last_matrix: dict[str, Tensor] = {}
+        self._last_confusion: dict[str, Tensor] = {}
+
+    @abstractmethod
+    def class_maps(self, images: Sequence[Tensor]) -> list[Tensor]:
+        """One class map [H,W] (class ids) per image [C,H,W], at the image's size, predicted as
+        evaluation predicts (the inference settings apply). Call in eval mode, without grad."""
+
+    def instance_overlays(
+        self, samples: Sequence[dict[str, Any]], min_score: float
+    ) -> tuple[list[tuple[Any, list[str]]], list[tuple[Any, list[str]]]] | None:
+        """(truths, predictions) per sample, each as (masks [N,H,W] bool array, a caption per
+        mask), predictions scoring below `min_score` left out; None (the default) for kinds that
+        predict no instances, whose overlays show `class_maps` instead."""
+        return None
+
+    def set_inference(self, infer: dict[str, Any] | None) -> None:  # noqa: B027 - optional
+        """Set how evaluation computes predictions (conf/infer). Default: the kind has no such
+        settings and ignores them."""
+
+    @property
+    def infer_settings(self) -> InferSettings | None:
+        """The inference settings in use (`seglab.inference.InferSettings`), None by default."""
+        return None
+
+    def infer(self, images: Tensor) -> Tensor:
+        """Per-class logits [N,K,H,W] as evaluation computes them; predictable kinds only."""
+        raise NotImplementedError(f"{type(self).__name__} computes no logits for predict.py")
+
+    def last_confusion(self, stage: str) -> Tensor | None:
+        """The confusion matrix (CPU, summed over ranks) of the last finished `stage` epoch
+        ("val" or "test"), None before one finished."""
+        return self._last_confusion.get(stage)
 
     def _log_scores(self, stage: str, matrix: ConfusionMatrix) -> None:
         counts = matrix.compute()  # summed over ranks
         matrix.reset()
-        self.last_matrix[stage] = counts.detach().cpu()
+        self._last_confusion[stage] = counts.detach().cpu()
         scores = segmentation_scores(counts, self.class_names)
         # Classes absent from labels and predictions have no score: leave gaps, not fake zeros.
         finite = {f"{stage}/{k}": v for k, v in scores.items() if math.isfinite(v)}

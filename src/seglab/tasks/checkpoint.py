@@ -6,15 +6,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
 from seglab.errors import ConfigError, SeglabError
 from seglab.resolvers import auto_precision
-from seglab.tasks.base import PRECISION_KEY
+from seglab.tasks import TASKS, task_class
+from seglab.tasks.base import PRECISION_KEY, SegmentationTask
 
-REQUIRED_HPARAMS = ("model", "loss", "data")
+# `loss` is not required: tasks that train without one (uses_loss=False) do not keep it.
+REQUIRED_HPARAMS = ("model", "data")
+
 MODEL_KEYS_SHOWN = ("arch", "encoder", "in_channels", "num_classes")  # what tells models apart
 FIRST_N = 3  # mismatching tensors named in an error
 
@@ -101,27 +103,26 @@ def load_task(
     model: Mapping[str, Any] | None = None,
     infer: Mapping[str, Any] | None = None,
     ckpt: Mapping[str, Any] | None = None,
-    semantic_only: str | None = None,
-) -> pl.LightningModule:
+    tool: str | None = None,
+) -> SegmentationTask:
     """Rebuild the task from the checkpoint alone (read once) and load its weights.
 
     `model` replaces the checkpoint's model config (eval.py's `model=`); when the weights do not
     fit it, or do not fit the checkpoint's own config, the error says what differs.
     `infer` sets how evaluation/prediction compute logits (conf/infer). `ckpt`: the already read
-    checkpoint, when the caller needed it first. `semantic_only`: the tool's name, when it
-    handles semantic checkpoints alone (the error sends other ones to eval.py).
+    checkpoint, when the caller needed it first. `tool`: the calling tool's name; a task kind
+    it does not handle (`SegmentationTask.handled_by`) is refused with a message.
     """
-    from seglab.tasks import task_class
-
     path = Path(ckpt_path)
     ckpt = ckpt if ckpt is not None else read_checkpoint(path)
     hparams = dict(ckpt["hyper_parameters"])
     kind = hparams["model"].get("task", "semantic")
-    if semantic_only and kind != "semantic":
+    if tool is not None and not task_class(kind).handled_by(tool):
+        able = [name for name, cls in TASKS.items() if cls.handled_by(tool)]
         raise ConfigError(
             f"ckpt_path={str(path)!r} is an {kind} segmentation checkpoint "
-            f"({hparams['model'].get('name')}); {semantic_only} handles semantic ones. "
-            "Score it with eval.py (mask mAP and the semantic metrics)."
+            f"({hparams['model'].get('name')}); {tool} handles "
+            f"{' and '.join(able)} ones. {task_class(kind).refusal_hint}"
         )
     differences: list[str] = []
     if model is not None:
@@ -136,6 +137,6 @@ def load_task(
             f" do not fit {given}: " + "; ".join(problems)
         )
     task.load_state_dict(ckpt["state_dict"])
-    if infer is not None and hasattr(task, "set_inference"):
+    if infer is not None:
         task.set_inference(dict(infer))
     return task.to(map_location).eval()

@@ -8,6 +8,7 @@ IoU/F1/Acc, the dataset's grouped metrics) over the class map its instances pain
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -42,21 +43,25 @@ def paste_instances(
 
 
 class InstanceSegmentationTask(SegmentationTask):
-    """Mask R-CNN trained on its own losses (RPN, box, mask); `loss` is recorded, not used.
+    """Mask R-CNN trained on its own losses (RPN, box, mask): no `loss`, no logits to predict
+    or export (predict.py and export.py send its checkpoints to eval.py).
 
     `data.instance.thing_classes` are the detector's classes; `data.instance.background_class`
     is what the pasted class map gives uncovered pixels (null on data without a background
     class: they count as misses of their label, see ConfusionMatrix).
     """
 
+    uses_loss = False
+    refusal_hint = "Score it with eval.py (mask mAP and the semantic metrics)."
+
     def __init__(
         self,
         model: dict[str, Any],
-        loss: dict[str, Any],
         optim: dict[str, Any],
         scheduler: dict[str, Any],
         data: dict[str, Any],
         infer: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,  # checkpoints before uses_loss recorded one
     ) -> None:
         instance = dict(data.get("instance") or {})
         background = instance.get("background_class")
@@ -79,7 +84,35 @@ class InstanceSegmentationTask(SegmentationTask):
         """Detections per image (eval mode): boxes, labels, scores, masks [N,1,H,W] in [0, 1]."""
         return self.net(list(images))
 
-    def class_maps(self, predictions: list[dict[str, Tensor]], images: Any) -> list[Tensor]:
+    def class_maps(self, images: Sequence[Tensor]) -> list[Tensor]:
+        """The pasted class map of each image's detections."""
+        return self._pasted(self([image.to(self.device) for image in images]), images)
+
+    def instance_overlays(
+        self, samples: Sequence[dict[str, Any]], min_score: float
+    ) -> tuple[list[tuple[Any, list[str]]], list[tuple[Any, list[str]]]]:
+        """Truth instances captioned with their class, detections with class and score."""
+        names = self.class_names
+        preds = self([s["image"].to(self.device) for s in samples])
+
+        def name(label: Any) -> str:
+            return names[int(self.class_of_label[int(label)])]
+
+        truths, drawn = [], []
+        for sample, pred in zip(samples, preds, strict=True):
+            target = sample[TARGET_KEY]
+            truths.append((target["masks"].bool().numpy(), [name(x) for x in target["labels"]]))
+            keep = pred["scores"] >= min_score
+            masks = (pred["masks"][keep, 0] > self.mask_threshold).cpu().numpy()
+            scores = pred["scores"][keep].tolist()
+            captions = [
+                f"{name(label)} {score:.2f}"
+                for label, score in zip(pred["labels"][keep], scores, strict=True)
+            ]
+            drawn.append((masks, captions))
+        return truths, drawn
+
+    def _pasted(self, predictions: list[dict[str, Tensor]], images: Any) -> list[Tensor]:
         """The pasted class map of each image's detections, at the image's size."""
         return [
             paste_instances(
@@ -121,7 +154,7 @@ class InstanceSegmentationTask(SegmentationTask):
             ],
             [{"masks": t["masks"].bool(), "labels": t["labels"]} for t in batch[TARGET_KEY]],
         )
-        for i, class_map in enumerate(self.class_maps(predictions, batch["image"])):
+        for i, class_map in enumerate(self._pasted(predictions, batch["image"])):
             one = {"mask": batch["mask"][i][None]}  # masks may be a list (images of any size)
             if GROUP_KEY in batch:
                 one[GROUP_KEY] = batch[GROUP_KEY][i : i + 1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import hydra.utils
@@ -19,6 +20,9 @@ from seglab.tasks.base import SegmentationTask
 
 class SemanticSegmentationTask(SegmentationTask):
     """An smp network trained with a pixel loss; validation through `infer` (whole/slide/TTA)."""
+
+    predictable = True
+    exportable = True
 
     def __init__(
         self,
@@ -41,11 +45,19 @@ class SemanticSegmentationTask(SegmentationTask):
 
     def set_inference(self, infer: dict[str, Any] | None) -> None:
         """How validation/test turn images into logits (conf/infer; None: whole image)."""
-        self.infer_settings = InferSettings.from_config(infer, self.hparams["data"])
+        self._infer_settings = InferSettings.from_config(infer, self.hparams["data"])
+
+    @property
+    def infer_settings(self) -> InferSettings:
+        return self._infer_settings
 
     def infer(self, images: Tensor) -> Tensor:
         """Logits for evaluation and prediction: whole image, sliding window and/or TTA."""
         return infer_logits(self, images, self.num_classes, self.infer_settings)
+
+    def class_maps(self, images: Sequence[Tensor]) -> list[Tensor]:
+        """The argmax of `infer`, one image at a time (images may differ in size)."""
+        return [self.infer(image[None].to(self.device)).argmax(dim=1)[0] for image in images]
 
     def forward(self, image: Tensor) -> Tensor:
         """Logits at the input's resolution, for any input size.

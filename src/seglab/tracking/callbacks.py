@@ -10,8 +10,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from seglab.data.instances import TARGET_KEY
-from seglab.tasks.instance import InstanceSegmentationTask
+from seglab.tasks.base import SegmentationTask
 from seglab.tracking.logger import SeglabMLFlowLogger
 from seglab.tracking.plots import save_confusion_matrix, save_instance_grid, save_overlay_grid
 from seglab.visualize import denormalize
@@ -24,7 +23,9 @@ def _mlflow_logger(trainer: pl.Trainer) -> SeglabMLFlowLogger | None:
 class MLflowArtifacts(pl.Callback):
     """Confusion matrix + prediction overlays every N val epochs, best checkpoint at the end.
 
-    Instance models' overlays show each instance in its own colour with class and score.
+    Works through the task interface (`SegmentationTask`): overlays draw the task's
+    `instance_overlays` (each instance in its own colour with class and score) when it has
+    them, else its `class_maps`.
 
     Overlays use a fixed, evenly spaced set of val images so that successive refreshes show
     the same scenes. Rank 0 only; nothing runs during the sanity check.
@@ -37,7 +38,7 @@ class MLflowArtifacts(pl.Callback):
         self.every_n_epochs = max(1, every_n_epochs)
         self.instance_min_score = instance_min_score
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: SegmentationTask) -> None:
         logger = _mlflow_logger(trainer)
         if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
             return
@@ -47,11 +48,11 @@ class MLflowArtifacts(pl.Callback):
         self.log_images(trainer, pl_module, logger)
 
     def log_images(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, logger: SeglabMLFlowLogger
+        self, trainer: pl.Trainer, pl_module: SegmentationTask, logger: SeglabMLFlowLogger
     ) -> None:
         data = pl_module.hparams["data"]
         with tempfile.TemporaryDirectory() as tmp:
-            matrix = getattr(pl_module, "last_matrix", {}).get("val")
+            matrix = pl_module.last_confusion("val")
             if matrix is not None:
                 path = save_confusion_matrix(
                     matrix.numpy(), data["class_names"], Path(tmp) / "confusion_matrix.png"
@@ -64,15 +65,10 @@ class MLflowArtifacts(pl.Callback):
                 count = min(self.num_overlay_images, len(dataset))
                 indices = np.linspace(0, len(dataset) - 1, count).round().astype(int)
                 samples = [dataset[int(i)] for i in indices]
-                grid = (
-                    self._instance_grid
-                    if isinstance(pl_module, InstanceSegmentationTask)
-                    else self._overlay_grid
-                )
                 was_training = pl_module.training
                 pl_module.eval()
                 with torch.no_grad():
-                    path = grid(pl_module, samples, data, Path(tmp) / "val_overlays.png")
+                    path = self._grid(pl_module, samples, data, Path(tmp) / "val_overlays.png")
                 pl_module.train(was_training)
                 logger.log_artifact(str(path), "plots")
 
@@ -80,48 +76,18 @@ class MLflowArtifacts(pl.Callback):
     def _rgb(sample: dict[str, Any], data: dict[str, Any]) -> np.ndarray:
         return denormalize(sample["image"].numpy(), data["mean"], data["std"])
 
-    def _overlay_grid(
-        self, pl_module: pl.LightningModule, samples: list[dict], data: dict[str, Any], path: Path
+    def _grid(
+        self, task: SegmentationTask, samples: list[dict], data: dict[str, Any], path: Path
     ) -> Path:
-        # Through the task's inference settings: whole val tiles may need the sliding window.
-        forward = getattr(pl_module, "infer", pl_module)
-        preds = [  # one image at a time: val images may differ in size
-            forward(s["image"][None].to(pl_module.device)).argmax(dim=1)[0].cpu().numpy()
-            for s in samples
-        ]
         rgb = [self._rgb(s, data) for s in samples]
+        instances = task.instance_overlays(samples, self.instance_min_score)
+        if instances is not None:  # each instance in its own colour, captioned
+            truths, drawn = instances
+            return save_instance_grid(rgb, truths, drawn, path)
+        # Through the task's inference settings: whole val tiles may need the sliding window.
+        preds = [m.cpu().numpy() for m in task.class_maps([s["image"] for s in samples])]
         truths = [s["mask"].numpy() for s in samples]
         return save_overlay_grid(rgb, truths, preds, data["palette"], data["ignore_index"], path)
-
-    def _instance_grid(
-        self,
-        task: InstanceSegmentationTask,
-        samples: list[dict],
-        data: dict[str, Any],
-        path: Path,
-    ) -> Path:
-        """Each instance in its own colour: truth with its class, predictions (score at least
-        `instance_min_score`) with class and score."""
-        names = data["class_names"]
-        preds = task([s["image"].to(task.device) for s in samples])
-
-        def name(label: Any) -> str:
-            return names[int(task.class_of_label[int(label)])]
-
-        truths, drawn = [], []
-        for sample, pred in zip(samples, preds, strict=True):
-            target = sample[TARGET_KEY]
-            truths.append((target["masks"].bool().numpy(), [name(x) for x in target["labels"]]))
-            keep = pred["scores"] >= self.instance_min_score
-            masks = (pred["masks"][keep, 0] > task.mask_threshold).cpu().numpy()
-            captions = [
-                f"{name(label)} {score:.2f}"
-                for label, score in zip(
-                    pred["labels"][keep], pred["scores"][keep].tolist(), strict=True
-                )
-            ]
-            drawn.append((masks, captions))
-        return save_instance_grid([self._rgb(s, data) for s in samples], truths, drawn, path)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         logger = _mlflow_logger(trainer)

@@ -17,8 +17,8 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.callbacks.guards import FAILURE_TAG
-from seglab.cli.common import hydra_overrides
 from seglab.errors import ResumeError
+from seglab.run.context import hydra_overrides
 from seglab.tracking.logger import SeglabMLFlowLogger
 from seglab.tracking.run_file import read_run_file
 

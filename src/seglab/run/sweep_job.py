@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from seglab.cli.common import _user_error
+from seglab.errors import user_error
 from seglab.tasks.checkpoint import read_checkpoint
 from seglab.tracking.run_file import read_run_file
 from seglab.tracking.sweep import child_run_name, record_child_result, sweep_parent
@@ -61,9 +61,9 @@ def optimized_value(trainer: pl.Trainer, metric: str) -> float:
 def _describe(error: BaseException) -> str:
     """The reason recorded on the FAILED run; a user error is named by its own message."""
     if isinstance(error, SystemExit):  # report_user_errors already printed the message
-        user_error = _user_error(error.__context__) if error.__context__ else None
-        if user_error is not None:
-            return f"{type(user_error).__name__}: {user_error}"
+        found = user_error(error.__context__) if error.__context__ else None
+        if found is not None:
+            return f"{type(found).__name__}: {found}"
         return f"exited with status {error.code} (see the job's log)"
     return f"{type(error).__name__}: {error}"
 
