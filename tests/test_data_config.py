@@ -13,10 +13,10 @@ import hydra.utils
 import pytest
 from omegaconf import OmegaConf
 
-from seglab.cli.train import check_config
 from seglab.data.transforms import instantiate_steps, pipeline_steps
 from seglab.errors import ConfigError
 from seglab.inference.view import ValidationView
+from seglab.run.prepare import check_config
 from tests.conftest import ROOT, compose_train
 
 DATASETS = ["voc", "coco_stuff", "cityscapes", "lits", "inria", "ccp", "synthetic"]

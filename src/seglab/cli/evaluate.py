@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from seglab.cli.eval_report import eval_tables, overall_metrics, per_class_rows, write_reports
+from seglab.data.base import role_splits
 from seglab.errors import report_user_errors
 from seglab.run.context import hydra_overrides, output_dir
 from seglab.tasks.checkpoint import (
@@ -31,7 +32,7 @@ def eval_data_config(cfg: DictConfig, trained: dict[str, Any]) -> dict[str, Any]
     else:
         data = dict(trained)
         data.update({k: v for k, v in cfg.data.items() if v is not None})
-    splits = {"train": "train", "val": "val", "test": "val", **(data.get("splits") or {})}
+    splits = role_splits(data.get("splits"))
     # A role (train/val/test) maps through the dataset's own split names; anything else is one.
     data["splits"] = {**splits, "test": splits.get(cfg.split, cfg.split)}
     data["train_transforms"] = []

@@ -11,13 +11,9 @@ import pytorch_lightning as pl
 import torch
 
 from seglab.tasks.base import SegmentationTask
-from seglab.tracking.logger import SeglabMLFlowLogger
+from seglab.tracking.logger import SeglabMLFlowLogger, find_mlflow_logger
 from seglab.tracking.plots import save_confusion_matrix, save_instance_grid, save_overlay_grid
 from seglab.visualize import denormalize
-
-
-def _mlflow_logger(trainer: pl.Trainer) -> SeglabMLFlowLogger | None:
-    return next((lg for lg in trainer.loggers if isinstance(lg, SeglabMLFlowLogger)), None)
 
 
 class MLflowArtifacts(pl.Callback):
@@ -39,7 +35,7 @@ class MLflowArtifacts(pl.Callback):
         self.instance_min_score = instance_min_score
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: SegmentationTask) -> None:
-        logger = _mlflow_logger(trainer)
+        logger = find_mlflow_logger(trainer)
         if logger is None or trainer.sanity_checking or not trainer.is_global_zero:
             return
         last_epoch = trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
@@ -90,7 +86,7 @@ class MLflowArtifacts(pl.Callback):
         return save_overlay_grid(rgb, truths, preds, data["palette"], data["ignore_index"], path)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        logger = _mlflow_logger(trainer)
+        logger = find_mlflow_logger(trainer)
         ckpt = trainer.checkpoint_callback
         if logger is None or not trainer.is_global_zero or ckpt is None:
             return
