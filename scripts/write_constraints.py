@@ -16,6 +16,9 @@ from pathlib import Path
 
 # torch's own exact pins choose these; which of them exist depends on the CUDA build.
 TORCH_RUNTIME = re.compile(r"^(nvidia-|cuda-|triton==)", re.IGNORECASE)
+PROJECT = (
+    "seglab=="  # itself: editable in .venv, but a stray seglab.egg-info on the path looks installed
+)
 HEADER = (
     "# The versions `make test` passed with (make upgrade-deps rewrites this file after a green\n"
     "# suite on the newest releases). make train / make test install with `-c constraints.txt`.\n"
@@ -32,7 +35,8 @@ def frozen(python: str = sys.executable) -> list[str]:
         text=True,
     ).stdout
     lines = [line.strip() for line in out.splitlines() if "==" in line]
-    return sorted((ln for ln in lines if not TORCH_RUNTIME.match(ln)), key=str.lower)
+    kept = (ln for ln in lines if not TORCH_RUNTIME.match(ln) and not ln.startswith(PROJECT))
+    return sorted(kept, key=str.lower)
 
 
 def main() -> None:

@@ -26,9 +26,18 @@ TINY_MASK_RCNN = [
     "+model.rpn_post_nms_top_n_test=64",
     "+model.box_batch_size_per_image=64",
 ]
-# Every dataset's fixture images are a few dozen pixels: the model sees them at 64 px.
+# Every dataset's fixture images are at most 64 px a side: the model sees them at 64 px, and the
+# shared scale-and-crop pipeline keeps the whole image (no random scale, a 64 px crop), so the one
+# training batch always holds its objects (a 32 px crop could miss them all: loss_mask 0).
+WHOLE_IMAGE = ["~data.train_transforms.scale", "data.crop_size=64"]
+SCALE_CROP = ("voc", "coco_stuff", "cityscapes", "ccp")  # conf/data/train_transforms/scale_crop
 EVERY_DATASET = {
-    name: [*extra, "model.min_size=64", "model.max_size=64"]
+    name: [
+        *(o for o in extra if not (name in SCALE_CROP and o.startswith("data.crop_size="))),
+        *(WHOLE_IMAGE if name in SCALE_CROP else []),
+        "model.min_size=64",
+        "model.max_size=64",
+    ]
     for name, extra in {**PER_DATASET, "lits": []}.items()
 }
 # Both precisions seglab chooses, forced, so a CPU without native bf16 still runs bf16-mixed.
