@@ -96,7 +96,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path)
     cfg = compose_train(args, output_dir=tmp / "untrained")
     pl.seed_everything(cfg.seed)  # as train.py does before building the model
     task = build_task(OmegaConf.to_container(cfg, resolve=True))
-    datamodule = hydra.utils.instantiate(cfg.data, task="instance")
+    datamodule = hydra.utils.instantiate(cfg.data, targets="instances")
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     (untrained,) = trainer.validate(task, datamodule=datamodule, verbose=False)
     out = tmp / "run"
