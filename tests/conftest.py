@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+
+from tests.stub_net import STUB_NET
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -23,6 +28,55 @@ TINY_DATA = [
     "data.batch_size=8",
     "data.num_workers=0",
 ]
+
+
+# --- Parallel workers (pytest-xdist: `make test` runs `-n auto --dist loadscope`) -------------
+# Most tests are torch on tiny tensors or entry-point subprocesses that import for seconds:
+# one process keeps less than one core busy, so the suite runs in one worker per core, each
+# module in one worker (its module-scoped runs are made once). MAX_WORKERS bounds the memory:
+# a worker holding the heaviest modules peaks near 3 GB.
+MAX_WORKERS = 8
+WORKER_MEMORY = 3 * 2**30
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: a worker per core, as many as the memory holds."""
+    import psutil
+
+    by_memory = psutil.virtual_memory().available // WORKER_MEMORY
+    return max(1, min(os.cpu_count() or 1, by_memory, MAX_WORKERS))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In a worker: the cores shared out, the same count in-process and in the entry points it
+    starts (a thread count changes float reduction order, and several tests compare a score
+    computed in a subprocess with one computed here at 1e-6)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+def shared_by_workers(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], Any]
+) -> Any:
+    """`make(folder)` once per test session, even when several xdist workers ask for it: the
+    first builds it under a lock, the others wait and read the pickled result."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return make(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent  # the session's folder, above each worker's
+    done = shared / f"{name}.pickle"
+    with FileLock(str(shared / f"{name}.lock")):
+        if done.is_file():
+            return pickle.loads(done.read_bytes())
+        folder = shared / name
+        folder.mkdir()
+        value = make(folder)
+        done.write_bytes(pickle.dumps(value))
+        return value
 
 
 def compose_entry(
@@ -44,9 +98,11 @@ def tiny_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic dataset at test size, generated once per session."""
     from seglab.data.synthetic import ensure_synthetic_voc
 
-    root = tmp_path_factory.mktemp("synthetic")
-    ensure_synthetic_voc(root, num_train=24, num_val=8, image_size=64, seed=0)
-    return root
+    def make(root: Path) -> Path:
+        ensure_synthetic_voc(root, num_train=24, num_val=8, image_size=64, seed=0)
+        return root
+
+    return shared_by_workers(tmp_path_factory, "synthetic", make)
 
 
 @pytest.fixture()
@@ -83,11 +139,16 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_roo
 
     Returns the checkpoint, its output dir, the MLflow store and the val/mIoU it logged last.
     """
+    return shared_by_workers(
+        tmp_path_factory, "tiny_ckpt", lambda tmp: _train_tiny_checkpoint(tmp, tiny_synthetic_root)
+    )
+
+
+def _train_tiny_checkpoint(tmp: Path, tiny_synthetic_root: Path) -> dict:
     import json
 
     from mlflow.tracking import MlflowClient
 
-    tmp = tmp_path_factory.mktemp("tiny_ckpt")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     args = [
         *TINY_DATA, f"data.root={tiny_synthetic_root}", "trainer.max_epochs=1",
@@ -110,11 +171,11 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_roo
     }
 
 
-# Sweeps and DDP: the fastest jobs that still train, validate, checkpoint and log. Small encoder
+# Sweeps and DDP: the fastest jobs that still train, validate, checkpoint and log. A stub network
 # and fp32: bf16 autocast on CPU spends seconds compiling kernels on a 2-step run.
 FAST_JOB = [
     *TINY_DATA,
-    "model.encoder=mobilenet_v2",
+    *STUB_NET,  # about the pipeline: a two-layer network (tests/stub_net.py)
     "trainer.precision=32-true",
     "trainer.max_epochs=2",
     "trainer.limit_train_batches=1",
@@ -149,7 +210,12 @@ def run_multirun(
 def sweep_store(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
     """One finished 2x2 grid sweep (model x loss) in its own MLflow store, shared by the sweep,
     compare and MLflow UI tests."""
-    tmp = tmp_path_factory.mktemp("grid")
+    return shared_by_workers(
+        tmp_path_factory, "grid", lambda tmp: _run_grid_sweep(tmp, tiny_synthetic_root)
+    )
+
+
+def _run_grid_sweep(tmp: Path, tiny_synthetic_root: Path) -> dict:
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     args = ["model=unet,fpn", "loss=ce,dice", *FAST_JOB, f"data.root={tiny_synthetic_root}"]
     proc = run_multirun(args, tmp / "sweep", uri)
