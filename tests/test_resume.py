@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from seglab.errors import ResumeError
 from seglab.run.resume import load_resume
 from tests.conftest import ROOT, TINY_DATA, run_entry_point
+from tests.stub_net import STUB_NET
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,7 @@ def chain(
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     args = [
         *TINY_DATA,
+        *STUB_NET,  # about the pipeline (kill, resume, SIGTERM, one run), not the network
         f"data.root={tiny_synthetic_root}",
         f"trainer.max_epochs={EPOCHS}",
         f"trainer.precision={request.param}",

@@ -30,6 +30,7 @@ from seglab.tracking.secrets import (
 )
 from seglab.tracking.store import check_tracking_store
 from tests.conftest import ROOT, TINY_DATA, compose_train
+from tests.stub_net import STUB_NET
 
 
 class PoisonWeights(pl.Callback):
@@ -54,6 +55,7 @@ def test_nan_loss_stops_naming_the_step_keeps_the_good_checkpoint_and_fails_the_
     cfg = compose_train(
         [
             *TINY_DATA,
+            *STUB_NET,
             f"data.root={tiny_synthetic_root}",
             "trainer.max_epochs=3",
             "trainer.limit_train_batches=2",
@@ -264,6 +266,7 @@ def test_store_failing_mid_run_keeps_training_and_its_checkpoints(
     cfg = compose_train(
         [
             *TINY_DATA,
+            *STUB_NET,
             f"data.root={tiny_synthetic_root}",
             "trainer.max_epochs=3",
             "trainer.limit_train_batches=2",
