@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,9 +108,30 @@ def tiny_synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_by_workers(tmp_path_factory, "synthetic", make)
 
 
+_STORE_TEMPLATE: list[Path] = []
+
+
+def new_store(folder: Path) -> str:
+    """The URI of a new, empty sqlite MLflow store in `folder`.
+
+    A copy of one made once per process: MLflow creates a store by running its ~50 schema
+    migrations, seconds each time, and most end-to-end tests start from an empty store.
+    """
+    if not _STORE_TEMPLATE:
+        from mlflow.tracking import MlflowClient
+
+        made = Path(tempfile.mkdtemp(prefix="seglab-store-"))
+        atexit.register(shutil.rmtree, made, ignore_errors=True)
+        MlflowClient(f"sqlite:///{made / 'mlflow.db'}").search_experiments()
+        _STORE_TEMPLATE.append(made / "mlflow.db")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_STORE_TEMPLATE[0], folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
 @pytest.fixture()
 def tracking_uri(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return new_store(tmp_path)
 
 
 def run_entry_point(
@@ -149,7 +173,7 @@ def _train_tiny_checkpoint(tmp: Path, tiny_synthetic_root: Path) -> dict:
 
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(tmp)
     args = [
         *TINY_DATA, f"data.root={tiny_synthetic_root}", "trainer.max_epochs=1",
         "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
@@ -216,7 +240,7 @@ def sweep_store(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: P
 
 
 def _run_grid_sweep(tmp: Path, tiny_synthetic_root: Path) -> dict:
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(tmp)
     args = ["model=unet,fpn", "loss=ce,dice", *FAST_JOB, f"data.root={tiny_synthetic_root}"]
     proc = run_multirun(args, tmp / "sweep", uri)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -22,7 +22,7 @@ from seglab.data.io import read_image
 from seglab.data.transforms import build_transform
 from seglab.export import export_checkpoint
 from seglab.tasks.checkpoint import load_task
-from tests.conftest import CONF_DIR, TINY_DATA, compose_entry, compose_train
+from tests.conftest import CONF_DIR, TINY_DATA, compose_entry, compose_train, new_store
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ IMAGE_SIZE = {"pan": 128}
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One MLflow store for the module (creating a sqlite store costs seconds)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return new_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture(scope="module")

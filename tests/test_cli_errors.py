@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from seglab.cli.train import train
-from tests.conftest import compose_train, run_entry_point
+from tests.conftest import compose_train, new_store, run_entry_point
 
 
 def _user_error(overrides: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
@@ -47,7 +47,7 @@ def test_missing_dataset_root_names_the_path_and_layout(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nowhere"
-    uri = f"sqlite:///{tmp_path}/m.db"
+    uri = new_store(tmp_path)
     args = [f"data.root={missing}", "data.prepare=null", f"logger.tracking_uri={uri}"]
     err = _user_error(args, tmp_path, capsys)
     assert str(missing) in err and "JPEGImages" in err

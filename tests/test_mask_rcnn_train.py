@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests import datasets as D
-from tests.conftest import TINY_DATA, compose_train, run_entry_point
+from tests.conftest import TINY_DATA, compose_train, new_store, run_entry_point
 from tests.test_datasets_train import PER_DATASET, SMALL
 
 pytestmark = pytest.mark.slow
@@ -88,7 +88,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path)
     from seglab.run.build import build_task
 
     tmp = tmp_path_factory.mktemp("mask_rcnn")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(tmp)
     args = [*TRAIN, f"data.root={tiny_synthetic_root}", "trainer.precision=32-true"]
     proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -139,7 +139,7 @@ def trained_at(
     if request.param == "32-true":
         return trained
     tmp = tmp_path_factory.mktemp("mask_rcnn_bf16")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(tmp)
     args = [*TRAIN, f"data.root={tiny_synthetic_root}", f"trainer.precision={request.param}",
             "trainer.max_epochs=1", "trainer.limit_train_batches=2",
             "callbacks.mlflow_artifacts=null"]  # fmt: skip

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from seglab.errors import ResumeError
 from seglab.run.resume import load_resume
-from tests.conftest import ROOT, TINY_DATA, run_entry_point
+from tests.conftest import ROOT, TINY_DATA, new_store, run_entry_point
 from tests.stub_net import STUB_NET
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def chain(
     tiny_synthetic_root: Path,
 ) -> dict:
     tmp = tmp_path_factory.mktemp("resume")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(tmp)
     args = [
         *TINY_DATA,
         *STUB_NET,  # about the pipeline (kill, resume, SIGTERM, one run), not the network

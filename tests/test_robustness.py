@@ -29,7 +29,7 @@ from seglab.tracking.secrets import (
     redact_text,
 )
 from seglab.tracking.store import check_tracking_store
-from tests.conftest import ROOT, TINY_DATA, compose_train
+from tests.conftest import ROOT, TINY_DATA, compose_train, new_store
 from tests.stub_net import STUB_NET
 
 
@@ -51,7 +51,7 @@ def _closed_port() -> int:
 def test_nan_loss_stops_naming_the_step_keeps_the_good_checkpoint_and_fails_the_run(
     tmp_path: Path, tiny_synthetic_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     cfg = compose_train(
         [
             *TINY_DATA,

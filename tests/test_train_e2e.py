@@ -14,7 +14,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from tests.conftest import TINY_DATA, run_entry_point
+from tests.conftest import TINY_DATA, new_store, run_entry_point
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ SHORT_RUN = [
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
     """Two short default runs into one MLflow store."""
     tmp = tmp_path_factory.mktemp("e2e")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(tmp)
     results = []
     for i in range(2):
         cwd = tmp / f"run{i}"
