@@ -33,6 +33,50 @@ TINY_DATA = [
 ]
 
 
+def tiny_run(
+    root: Path | str | None = None,
+    *,
+    epochs: int = 1,
+    train_batches: int | None = None,
+    val_batches: int | None = None,
+    precision: str | None = "32-true",
+    stub: bool = True,
+    plots: bool = False,
+    overlays: int | None = None,
+    sanity_check: bool = False,
+) -> list[str]:
+    """The overrides of every tiny training run in the suite: the tiny synthetic set (at `root`),
+    `epochs` epochs (of `train_batches`/`val_batches` batches when given), no progress bar or
+    model summary, and a precision forced, so a run is the same on every CPU (None: the test
+    gives it, or the config's hardware-dependent default stays, as for a user's command).
+
+    `stub`: the two-layer network of tests/stub_net.py, for tests about the pipeline; False keeps
+    the config's real network, for tests about the network. Plots cost seconds and are logged
+    only when asked for: `plots` as the config draws them, `overlays=n` with n overlay images.
+    """
+    overrides = [
+        *TINY_DATA,
+        *([f"data.root={root}"] if root is not None else []),
+        f"trainer.max_epochs={epochs}",
+        *([f"trainer.precision={precision}"] if precision is not None else []),
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+    if train_batches is not None:
+        overrides.append(f"trainer.limit_train_batches={train_batches}")
+    if val_batches is not None:
+        overrides.append(f"trainer.limit_val_batches={val_batches}")
+    if not sanity_check:
+        overrides.append("trainer.num_sanity_val_steps=0")
+    if stub:
+        overrides.extend(STUB_NET)
+    if overlays is not None:
+        overrides.append(f"callbacks.mlflow_artifacts.num_overlay_images={overlays}")
+    elif not plots:
+        overrides.append("callbacks.mlflow_artifacts=null")
+    return overrides
+
+
 # --- Parallel workers (pytest-xdist: `make test` runs `-n auto --dist loadscope`) -------------
 # Most tests are torch on tiny tensors or entry-point subprocesses that import for seconds:
 # one process keeps less than one core busy, so the suite runs in one worker per core, each
@@ -174,12 +218,10 @@ def _train_tiny_checkpoint(tmp: Path, tiny_synthetic_root: Path) -> dict:
     from mlflow.tracking import MlflowClient
 
     uri = new_store(tmp)
-    args = [
-        *TINY_DATA, f"data.root={tiny_synthetic_root}", "trainer.max_epochs=1",
-        "trainer.accelerator=cpu", "trainer.devices=1", "trainer.enable_progress_bar=false",
-        "callbacks.mlflow_artifacts.num_overlay_images=0", "optim.lr=0.001",
-        "trainer.precision=32-true",  # the same on every CPU (test_architectures_e2e: bf16 too)
-    ]  # fmt: skip
+    # The real U-Net (its checkpoint feeds the eval, predict, export and checkpoint tests), at
+    # 32-true on every CPU (test_architectures_e2e covers bf16-mixed).
+    run = tiny_run(tiny_synthetic_root, stub=False, overlays=0, sanity_check=True)
+    args = [*run, "trainer.accelerator=cpu", "trainer.devices=1", "optim.lr=0.001"]
     proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = tmp / "run"
@@ -195,19 +237,9 @@ def _train_tiny_checkpoint(tmp: Path, tiny_synthetic_root: Path) -> dict:
     }
 
 
-# Sweeps and DDP: the fastest jobs that still train, validate, checkpoint and log. A stub network
-# and fp32: bf16 autocast on CPU spends seconds compiling kernels on a 2-step run.
-FAST_JOB = [
-    *TINY_DATA,
-    *STUB_NET,  # about the pipeline: a two-layer network (tests/stub_net.py)
-    "trainer.precision=32-true",
-    "trainer.max_epochs=2",
-    "trainer.limit_train_batches=1",
-    "trainer.limit_val_batches=1",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.enable_progress_bar=false",
-    "callbacks.mlflow_artifacts=null",  # plots are tested elsewhere; here they only cost time
-]
+# Sweeps and DDP: the fastest jobs that still train, validate, checkpoint and log: 2 epochs of a
+# batch on the stub network, fp32 (bf16 autocast on CPU spends seconds compiling kernels).
+FAST_JOB = tiny_run(epochs=2, train_batches=1, val_batches=1)
 
 
 def run_multirun(

@@ -20,7 +20,14 @@ from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 from seglab.distributed import check_no_relaunch, multirun_safe_trainer
 from seglab.errors import ConfigError
 from seglab.tasks.checkpoint import load_task
-from tests.conftest import FAST_JOB, compose_train, new_store, run_entry_point, run_multirun
+from tests.conftest import (
+    FAST_JOB,
+    compose_train,
+    new_store,
+    run_entry_point,
+    run_multirun,
+    tiny_run,
+)
 
 # One epoch, whole val split, last.ckpt = the weights that produced the logged val metrics.
 # One image per val batch and one thread per process (SAME_NUMERICS): every image then goes
@@ -28,16 +35,8 @@ from tests.conftest import FAST_JOB, compose_train, new_store, run_entry_point, 
 # count could flip a near-tie pixel's argmax and move an IoU by ~1e-6.
 VAL_ONE_BY_ONE = "data.val_batch_size=1"
 SAME_NUMERICS = {"OMP_NUM_THREADS": "1"}
-DDP_JOB = [
-    *(
-        o
-        for o in FAST_JOB
-        if not o.startswith(("trainer.max_epochs", "trainer.limit_val", "trainer.precision"))
-    ),
-    "trainer.max_epochs=1",
-    "trainer=ddp_cpu",
-    VAL_ONE_BY_ONE,
-]
+# One epoch of a batch, the whole val split; the precision is each test's.
+DDP_JOB = [*tiny_run(train_batches=1, precision=None), "trainer=ddp_cpu", VAL_ONE_BY_ONE]
 CONFUSION_METRICS = ("val/mIoU", "val/aAcc", "val/mAcc", "val/mF1", "val/FWIoU")
 
 
