@@ -78,7 +78,18 @@ TRAIN = [
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic shapes with TRAIN's 32 training images, in a root of their own: train.py's
+    data.prepare would otherwise regenerate the session's shared 24-image set under other tests."""
+    from seglab.data.synthetic import ensure_synthetic_voc
+
+    return ensure_synthetic_voc(
+        tmp_path_factory.mktemp("shapes32"), num_train=32, num_val=8, image_size=64, seed=0
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shapes: Path) -> dict:
     """A 3-epoch train.py run of the tiny Mask R-CNN on the synthetic shapes, and the val/mAP of
     the same model before any training (same seed, same init, same val images)."""
     import hydra.utils
@@ -89,7 +100,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path)
 
     tmp = tmp_path_factory.mktemp("mask_rcnn")
     uri = new_store(tmp)
-    args = [*TRAIN, f"data.root={tiny_synthetic_root}", "trainer.precision=32-true"]
+    args = [*TRAIN, f"data.root={shapes}", "trainer.precision=32-true"]
     proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
@@ -133,14 +144,14 @@ def trained_at(
     request: pytest.FixtureRequest,
     trained: dict,
     tmp_path_factory: pytest.TempPathFactory,
-    tiny_synthetic_root: Path,
+    shapes: Path,
 ) -> dict:
     """A finished run at each precision: the 32-true run above, and a 1-epoch bf16-mixed one."""
     if request.param == "32-true":
         return trained
     tmp = tmp_path_factory.mktemp("mask_rcnn_bf16")
     uri = new_store(tmp)
-    args = [*TRAIN, f"data.root={tiny_synthetic_root}", f"trainer.precision={request.param}",
+    args = [*TRAIN, f"data.root={shapes}", f"trainer.precision={request.param}",
             "trainer.max_epochs=1", "trainer.limit_train_batches=2",
             "callbacks.mlflow_artifacts=null"]  # fmt: skip
     proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
