@@ -8,6 +8,8 @@ MLFLOW_PORT ?= 5000
 .PHONY: train test lint format ui bench clean upgrade-deps
 
 LOCK := constraints.txt
+# A worker per core (pytest-xdist), each test module in one worker: tests/conftest.py says why.
+PYTEST_PARALLEL := -n auto --dist loadscope
 
 # (Re)create the virtual environment when it is missing or older than pyproject.toml or the
 # lock: the versions in constraints.txt are the ones the suite passed with.
@@ -24,7 +26,7 @@ upgrade-deps:
 	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --upgrade -e '.[dev]'
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 	$(BIN)/python scripts/write_constraints.py --output $(LOCK)
 	touch $(STAMP)
 
@@ -32,7 +34,7 @@ train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

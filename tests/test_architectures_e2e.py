@@ -22,7 +22,7 @@ from seglab.data.io import read_image
 from seglab.data.transforms import build_transform
 from seglab.export import export_checkpoint
 from seglab.tasks.checkpoint import load_task
-from tests.conftest import CONF_DIR, TINY_DATA, compose_entry, compose_train
+from tests.conftest import CONF_DIR, compose_entry, compose_train, new_store, tiny_run
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +33,7 @@ SEMANTIC_ARCHS = sorted(
 )
 # bf16-mixed forced, so a CPU without native bf16 exercises that path too (slower, tiny sizes).
 PRECISIONS = ("32-true", "bf16-mixed")
-RUN = [
-    *TINY_DATA,
-    "data.batch_size=4",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.num_sanity_val_steps=0",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "callbacks.mlflow_artifacts=null",
-]
+RUN = [*tiny_run(train_batches=2, stub=False, precision=None), "data.batch_size=4"]
 # PAN's pyramid attention halves its deepest (1/16) features 3 times: 128 px at least.
 IMAGE_SIZE = {"pan": 128}
 
@@ -50,7 +41,7 @@ IMAGE_SIZE = {"pan": 128}
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """One MLflow store for the module (creating a sqlite store costs seconds)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return new_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture(scope="module")

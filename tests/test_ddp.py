@@ -20,7 +20,14 @@ from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher
 from seglab.distributed import check_no_relaunch, multirun_safe_trainer
 from seglab.errors import ConfigError
 from seglab.tasks.checkpoint import load_task
-from tests.conftest import FAST_JOB, compose_train, run_entry_point, run_multirun
+from tests.conftest import (
+    FAST_JOB,
+    compose_train,
+    new_store,
+    run_entry_point,
+    run_multirun,
+    tiny_run,
+)
 
 # One epoch, whole val split, last.ckpt = the weights that produced the logged val metrics.
 # One image per val batch and one thread per process (SAME_NUMERICS): every image then goes
@@ -28,16 +35,8 @@ from tests.conftest import FAST_JOB, compose_train, run_entry_point, run_multiru
 # count could flip a near-tie pixel's argmax and move an IoU by ~1e-6.
 VAL_ONE_BY_ONE = "data.val_batch_size=1"
 SAME_NUMERICS = {"OMP_NUM_THREADS": "1"}
-DDP_JOB = [
-    *(
-        o
-        for o in FAST_JOB
-        if not o.startswith(("trainer.max_epochs", "trainer.limit_val", "trainer.precision"))
-    ),
-    "trainer.max_epochs=1",
-    "trainer=ddp_cpu",
-    VAL_ONE_BY_ONE,
-]
+# One epoch of a batch, the whole val split; the precision is each test's.
+DDP_JOB = [*tiny_run(train_batches=1, precision=None), "trainer=ddp_cpu", VAL_ONE_BY_ONE]
 CONFUSION_METRICS = ("val/mIoU", "val/aAcc", "val/mAcc", "val/mF1", "val/FWIoU")
 
 
@@ -94,7 +93,7 @@ def test_ddp_cpu_run_is_one_run_with_synced_metrics(tmp_path: Path, precision: s
     # 7 val images on 2 ranks: a padding sampler would count one of them twice.
     data_root = tmp_path / "data"
     data_args = ("data.prepare.num_train=16", "data.prepare.num_val=7")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     proc = run_entry_point(
         "train.py",
         [*DDP_JOB, f"trainer.precision={precision}", f"data.root={data_root}", *data_args],
@@ -119,7 +118,7 @@ def test_ddp_cpu_inside_a_multirun_does_not_rerun_the_sweep(
     tmp_path: Path, tiny_synthetic_root: Path
 ) -> None:
     """2 jobs x 2 ranks: still one parent, two children, two output dirs, synced metrics."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     args = [
         "optim.lr=0.001,0.002",
         *DDP_JOB,

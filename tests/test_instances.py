@@ -43,7 +43,7 @@ def instance_datamodule(name: str, root: Path, tmp_path: Path, *extra: str):
             *extra,
         ]
     )
-    dm = hydra.utils.instantiate(cfg.data, task="instance")
+    dm = hydra.utils.instantiate(cfg.data, targets="instances")
     dm.setup("fit")
     return dm
 

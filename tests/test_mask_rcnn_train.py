@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests import datasets as D
-from tests.conftest import TINY_DATA, compose_train, run_entry_point
+from tests.conftest import TINY_DATA, compose_train, new_store, run_entry_point
 from tests.test_datasets_train import PER_DATASET, SMALL
 
 pytestmark = pytest.mark.slow
@@ -78,7 +78,18 @@ TRAIN = [
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic shapes with TRAIN's 32 training images, in a root of their own: train.py's
+    data.prepare would otherwise regenerate the session's shared 24-image set under other tests."""
+    from seglab.data.synthetic import ensure_synthetic_voc
+
+    return ensure_synthetic_voc(
+        tmp_path_factory.mktemp("shapes32"), num_train=32, num_val=8, image_size=64, seed=0
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shapes: Path) -> dict:
     """A 3-epoch train.py run of the tiny Mask R-CNN on the synthetic shapes, and the val/mAP of
     the same model before any training (same seed, same init, same val images)."""
     import hydra.utils
@@ -88,15 +99,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path)
     from seglab.run.build import build_task
 
     tmp = tmp_path_factory.mktemp("mask_rcnn")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    args = [*TRAIN, f"data.root={tiny_synthetic_root}", "trainer.precision=32-true"]
+    uri = new_store(tmp)
+    args = [*TRAIN, f"data.root={shapes}", "trainer.precision=32-true"]
     proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
 
     cfg = compose_train(args, output_dir=tmp / "untrained")
     pl.seed_everything(cfg.seed)  # as train.py does before building the model
     task = build_task(OmegaConf.to_container(cfg, resolve=True))
-    datamodule = hydra.utils.instantiate(cfg.data, task="instance")
+    datamodule = hydra.utils.instantiate(cfg.data, targets="instances")
     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     (untrained,) = trainer.validate(task, datamodule=datamodule, verbose=False)
     out = tmp / "run"
@@ -133,14 +144,14 @@ def trained_at(
     request: pytest.FixtureRequest,
     trained: dict,
     tmp_path_factory: pytest.TempPathFactory,
-    tiny_synthetic_root: Path,
+    shapes: Path,
 ) -> dict:
     """A finished run at each precision: the 32-true run above, and a 1-epoch bf16-mixed one."""
     if request.param == "32-true":
         return trained
     tmp = tmp_path_factory.mktemp("mask_rcnn_bf16")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    args = [*TRAIN, f"data.root={tiny_synthetic_root}", f"trainer.precision={request.param}",
+    uri = new_store(tmp)
+    args = [*TRAIN, f"data.root={shapes}", f"trainer.precision={request.param}",
             "trainer.max_epochs=1", "trainer.limit_train_batches=2",
             "callbacks.mlflow_artifacts=null"]  # fmt: skip
     proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from seglab.errors import ResumeError
 from seglab.run.resume import load_resume
-from tests.conftest import ROOT, TINY_DATA, run_entry_point
+from tests.conftest import ROOT, new_store, run_entry_point, tiny_run
 
 pytestmark = pytest.mark.slow
 
@@ -55,16 +55,19 @@ def chain(
     tiny_synthetic_root: Path,
 ) -> dict:
     tmp = tmp_path_factory.mktemp("resume")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(tmp)
+    # About the pipeline (kill, resume, SIGTERM, one run): the stub network.
+    run = tiny_run(
+        tiny_synthetic_root,
+        epochs=EPOCHS,
+        train_batches=BATCHES,
+        val_batches=1,
+        precision=request.param,
+        overlays=2,
+        sanity_check=True,
+    )
     args = [
-        *TINY_DATA,
-        f"data.root={tiny_synthetic_root}",
-        f"trainer.max_epochs={EPOCHS}",
-        f"trainer.precision={request.param}",
-        f"trainer.limit_train_batches={BATCHES}",
-        "trainer.limit_val_batches=1",
-        "trainer.enable_progress_bar=false",
-        "callbacks.mlflow_artifacts.num_overlay_images=2",
+        *run,
         f"+logger.api_token={CONFIG_SECRET}",
         "+data.note=${oc.env:MLFLOW_TRACKING_PASSWORD}",  # a secret reaching an innocent key
     ]

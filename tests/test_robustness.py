@@ -29,7 +29,7 @@ from seglab.tracking.secrets import (
     redact_text,
 )
 from seglab.tracking.store import check_tracking_store
-from tests.conftest import ROOT, TINY_DATA, compose_train
+from tests.conftest import ROOT, TINY_DATA, compose_train, new_store, tiny_run
 
 
 class PoisonWeights(pl.Callback):
@@ -50,16 +50,17 @@ def _closed_port() -> int:
 def test_nan_loss_stops_naming_the_step_keeps_the_good_checkpoint_and_fails_the_run(
     tmp_path: Path, tiny_synthetic_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     cfg = compose_train(
         [
-            *TINY_DATA,
-            f"data.root={tiny_synthetic_root}",
-            "trainer.max_epochs=3",
-            "trainer.limit_train_batches=2",
-            "trainer.limit_val_batches=1",
-            "trainer.enable_progress_bar=false",
-            "callbacks.mlflow_artifacts.num_overlay_images=0",
+            *tiny_run(
+                tiny_synthetic_root,
+                epochs=3,
+                train_batches=2,
+                val_batches=1,
+                overlays=0,
+                sanity_check=True,
+            ),
             f"logger.tracking_uri={uri}",
             "+callbacks.poison._target_=tests.test_robustness.PoisonWeights",
         ],
@@ -263,12 +264,14 @@ def test_store_failing_mid_run_keeps_training_and_its_checkpoints(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     cfg = compose_train(
         [
-            *TINY_DATA,
-            f"data.root={tiny_synthetic_root}",
-            "trainer.max_epochs=3",
-            "trainer.limit_train_batches=2",
-            "trainer.limit_val_batches=1",
-            "trainer.enable_progress_bar=false",
+            *tiny_run(
+                tiny_synthetic_root,
+                epochs=3,
+                train_batches=2,
+                val_batches=1,
+                plots=True,
+                sanity_check=True,
+            ),
             f"logger.tracking_uri={uri}",
             "+callbacks.stop_store._target_=tests.test_robustness.StopStoreAfterFirstEpoch",
         ],

@@ -22,7 +22,7 @@ from seglab.tracking.sweep import (
     child_run_name,
     sweep_run_name,
 )
-from tests.conftest import CONF_DIR, FAST_JOB, run_multirun
+from tests.conftest import CONF_DIR, FAST_JOB, new_store, run_multirun
 
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -101,7 +101,7 @@ def test_optuna_search_records_failed_trials_and_the_best(
 ) -> None:
     """3 trials over lr; lr=-1 makes AdamW raise inside fit: that trial fails, the others run."""
     seed = _seed_with_one_failure((0.001, 0.003, -1.0), 3, -1.0)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     args = [
         "hparams_search=optuna",
         "hydra.sweeper.params=null",  # the search space is given on the command line instead
@@ -230,7 +230,7 @@ def test_failed_jobs_become_failed_children_in_process(tmp_path: Path) -> None:
     from seglab.run.sweep_job import sweep_job
     from seglab.tracking.sweep import MLflowSweepCallback
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path)
     cfg = _compose_with_hydra(
         [
             "optim.lr=0.1",

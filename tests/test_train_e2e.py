@@ -14,17 +14,16 @@ import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from tests.conftest import TINY_DATA, run_entry_point
+from tests.conftest import TINY_DATA, new_store, run_entry_point, tiny_run
 
 pytestmark = pytest.mark.slow
 
+# The default command's run (real U-Net, the machine's precision), short.
 SHORT_RUN = [
-    *TINY_DATA,
-    "trainer.max_epochs=3",
+    *tiny_run(epochs=3, stub=False, precision=None, plots=True, sanity_check=True),
     "optim.lr=0.001",  # the default 3e-3 is tuned for full runs; 9 steps need a gentler start
     "trainer.accelerator=cpu",
     "trainer.devices=1",
-    "trainer.enable_progress_bar=false",
     "callbacks.mlflow_artifacts.every_n_epochs=2",
     "test_after_fit=true",
 ]
@@ -34,7 +33,7 @@ SHORT_RUN = [
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
     """Two short default runs into one MLflow store."""
     tmp = tmp_path_factory.mktemp("e2e")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = new_store(tmp)
     results = []
     for i in range(2):
         cwd = tmp / f"run{i}"

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from seglab.errors import ConfigError, SeglabError
 from seglab.inference.padding import OUTPUT_STRIDE, pad_to_stride
+from seglab.resolvers import training_crop
 from seglab.tasks.checkpoint import load_task
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -120,7 +121,7 @@ def export_checkpoint(
     task = load_task(ckpt_path, tool="export.py")
     data: dict[str, Any] = task.hparams["data"]
     channels = int(data.get("in_channels", 3))
-    size = list(example_size or [data.get("crop_size") or data.get("image_size") or 256] * 2)
+    size = list(example_size or [training_crop(data) or 256] * 2)
     if min(int(s) for s in size) < MIN_EXAMPLE_SIDE:
         raise ConfigError(f"example_size={size}: sides must be ≥ {MIN_EXAMPLE_SIDE}")
     path = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
@@ -26,6 +26,17 @@ def auto_precision(accelerator: str = "auto") -> str:
     return "32-true"
 
 
+def training_crop(data: Mapping[str, Any] | None) -> Any:
+    """What training feeds the model (`data.crop_size`, else `data.image_size`), or None.
+
+    The one reading of it: Mask R-CNN's resize (below), the sliding window's default and
+    export.py's example input all follow it.
+    """
+    data = data or {}
+    size = data.get("crop_size")
+    return size if size is not None else data.get("image_size")
+
+
 def training_side(which: str, crop_size: Any = None, image_size: Any = None) -> int:
     """The `short` or `long` side of what training feeds the model: data.crop_size, else
     data.image_size, else torchvision's detection default (800 short, 1333 long).
@@ -33,7 +44,7 @@ def training_side(which: str, crop_size: Any = None, image_size: Any = None) -> 
     Mask R-CNN resizes every image inside the model; sized to the data, a 64 px image stays
     64 px instead of being upsampled to 800 (14 GB and minutes per step on a CPU).
     """
-    size = crop_size if crop_size is not None else image_size
+    size = training_crop({"crop_size": crop_size, "image_size": image_size})
     if size is None:
         return {"short": 800, "long": 1333}[which]
     sides = [int(s) for s in size] if isinstance(size, Sequence | ListConfig) else [int(size)]

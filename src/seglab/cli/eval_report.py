@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from seglab.cli.summary import fmt_metric
+from seglab.cli.tables import PER_CLASS, overall_table, per_class_table
 
-PER_CLASS = ("IoU", "F1", "Acc")
 _PER_CLASS_KEY = re.compile(rf"^[^/]+/({'|'.join(PER_CLASS)})/")
 
 
@@ -48,23 +47,11 @@ def overall_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 
 
 def eval_tables(overall: Mapping[str, float], rows: Sequence[Mapping[str, Any]]) -> list[Table]:
-    """Rich tables: overall metrics, then per class."""
-    table = Table(title="overall", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in overall.items():
-        table.add_row(key, fmt_metric(value))
-    per_class = Table(title="per class", title_justify="left")
-    for col in ("class", *PER_CLASS, "pixel share"):
-        per_class.add_column(col, justify="left" if col == "class" else "right")
-    for row in rows:
-        share = row["pixel_share"]
-        per_class.add_row(
-            row["class"],
-            *(fmt_metric(row[k]) for k in PER_CLASS),
-            "—" if not math.isfinite(share) else f"{100 * share:.2f} %",
-        )
-    return [table, per_class]
+    """Rich tables: overall metrics, then per class with each class's pixel share."""
+    return [
+        overall_table("overall", overall.items()),
+        per_class_table("per class", rows, pixel_share=True),
+    ]
 
 
 def write_reports(

@@ -58,8 +58,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     infer = OmegaConf.to_container(cfg.infer, resolve=True) if cfg.get("infer") else None
     model = chosen_model(cfg, data_cfg)
     task = load_task(ckpt_path, model=model, infer=infer, ckpt=ckpt)  # type: ignore[arg-type]
-    task_kind = task.hparams["model"].get("task", "semantic")
-    datamodule = hydra.utils.instantiate(OmegaConf.create(data_cfg), task=task_kind)
+    datamodule = hydra.utils.instantiate(OmegaConf.create(data_cfg), targets=task.targets)
     trainer = pl.Trainer(
         accelerator=cfg.accelerator,
         devices=1,

@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+from seglab.cli.tables import PER_CLASS, fmt_metric, overall_table, per_class_table
+
 OVERALL = ("mIoU", "mF1", "mAcc", "aAcc", "FWIoU", "mAP", "mAP50", "mAP75", "loss")
-
-
-def fmt_metric(value: float | None) -> str:
-    """4 decimals; a missing or NaN metric (class absent from labels and predictions) as —."""
-    return "—" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
 def metrics_tables(
     metrics: Mapping[str, float], stage: str, class_names: Sequence[str]
 ) -> list[Table]:
     """An overall table and, when the classes are few enough to read, a per-class one."""
-    overall = Table(title=f"{stage} metrics", title_justify="left")
-    overall.add_column("metric")
-    overall.add_column("value", justify="right")
-    for key in OVERALL:
-        if f"{stage}/{key}" in metrics:
-            overall.add_row(f"{stage}/{key}", fmt_metric(metrics[f"{stage}/{key}"]))
-    tables = [overall]
+    keys = [f"{stage}/{key}" for key in OVERALL if f"{stage}/{key}" in metrics]
+    tables = [overall_table(f"{stage} metrics", ((key, metrics[key]) for key in keys))]
     if len(class_names) <= 60:
-        per_class = Table(title=f"{stage} per class", title_justify="left")
-        for col in ("class", "IoU", "F1", "Acc"):
-            per_class.add_column(col, justify="left" if col == "class" else "right")
-        for name in class_names:
-            per_class.add_row(
-                name,
-                *(fmt_metric(metrics.get(f"{stage}/{m}/{name}")) for m in ("IoU", "F1", "Acc")),
-            )
-        tables.append(per_class)
+        rows = [
+            {"class": name, **{m: metrics.get(f"{stage}/{m}/{name}") for m in PER_CLASS}}
+            for name in class_names
+        ]
+        tables.append(per_class_table(f"{stage} per class", rows))
     return tables
 
 

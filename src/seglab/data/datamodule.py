@@ -1,5 +1,5 @@
 """One LightningDataModule for every dataset: the dataset class comes from config, the kind of
-target (class masks, or instances too) from the model's task."""
+target (class masks, or instances too) from the task that trains on it (`SegmentationTask.targets`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from seglab.data.instances import InstanceDataset, InstanceSpec, collate_instanc
 from seglab.data.transforms import Steps, build_transform
 from seglab.errors import ConfigError
 
-TASKS = ("semantic", "instance")
+TARGETS = ("masks", "instances")  # what a sample holds besides the image
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -47,7 +47,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         prepare: Callable[[], Any] | None = None,
         max_pixel_value: float = 255.0,
-        task: str = "semantic",
+        targets: str = "masks",
         instance: Mapping[str, Any] | None = None,
         **extra: Any,  # dataset-specific keys other entries interpolate (e.g. image_size)
     ) -> None:
@@ -56,12 +56,12 @@ class SegmentationDataModule(pl.LightningDataModule):
             raise ConfigError(
                 f"data.class_names has {len(class_names)} names but data.num_classes={num_classes}"
             )
-        if task not in TASKS:
-            raise ConfigError(f"model.task={task!r}; the data serves {' or '.join(TASKS)}")
+        if targets not in TARGETS:
+            raise ConfigError(f"targets={targets!r}; the data serves {' or '.join(TARGETS)}")
         self.dataset_factory = dataset
-        # Which classes form instances (data.instance), checked now: instance tasks only.
+        # Which classes form instances (data.instance), checked now: instance targets only.
         self.instance_spec = (
-            InstanceSpec.from_config(instance, num_classes) if task == "instance" else None
+            InstanceSpec.from_config(instance, num_classes) if targets == "instances" else None
         )
         self.name = name
         self.num_classes = num_classes

@@ -16,11 +16,11 @@ from torch import Tensor
 
 from seglab.errors import ConfigError
 from seglab.inference.sliding import BLENDS, as_pair, slide_inference
+from seglab.resolvers import training_crop
 
 MODES = ("whole", "slide", "auto")
 FLIP_DIMS = {"horizontal": (-1,), "vertical": (-2,)}
 DEFAULT_WINDOW = 512  # when neither infer.window nor the data config names a training crop
-CROP_KEYS = ("crop_size", "image_size")  # data config keys that give the training crop
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class InferSettings:
         blend = cfg.get("blend", "gaussian")
         if blend not in BLENDS:
             raise ConfigError(f"infer.blend={blend!r}; expected one of {', '.join(BLENDS)}")
-        window = as_pair(cfg.get("window") or _training_crop(data), "window")
+        window = as_pair(cfg.get("window") or training_crop(data) or DEFAULT_WINDOW, "window")
         stride = as_pair(cfg.get("stride") or [math.ceil(w * 2 / 3) for w in window], "stride")
         if stride[0] > window[0] or stride[1] > window[1]:
             raise ConfigError(
@@ -84,13 +84,6 @@ class InferSettings:
                 width > self.auto_factor * self.window[1]
             )
         return self.mode == "slide"
-
-
-def _training_crop(data: Mapping[str, Any] | None) -> Any:
-    for key in CROP_KEYS:
-        if data and data.get(key):
-            return data[key]
-    return DEFAULT_WINDOW
 
 
 def with_tta(forward: Callable[[Tensor], Tensor], flips: tuple[str, ...]) -> Callable:

@@ -97,7 +97,8 @@ def build(prepared: Prepared) -> dict[str, Any]:
     """cfg, datamodule, task, trainer and logger (None under fast_dev_run: nothing recorded)."""
     cfg, resumed = prepared.cfg, prepared.resumed
     # The model's task picks the targets: class masks, or instances too (model=mask_rcnn).
-    datamodule = hydra.utils.instantiate(cfg.data, task=cfg.model.get("task", "semantic"))
+    targets = task_class(cfg.model.get("task", "semantic")).targets
+    datamodule = hydra.utils.instantiate(cfg.data, targets=targets)
     task = build_task(prepared.redacted)
     if cfg.get("ckpt_path") and resumed is None:
         check_start_checkpoint(Path(cfg.ckpt_path), task)

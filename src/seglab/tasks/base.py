@@ -38,11 +38,13 @@ class SegmentationTask(pl.LightningModule, ABC):
     - `set_inference(infer)` / `infer_settings`: how evaluation computes its predictions
       (conf/infer), for kinds that have such settings;
     - `last_confusion(stage)`: the confusion matrix of the last finished val/test epoch;
+    - `targets`: what its data samples hold besides the image ("masks", or "instances" too);
     - `uses_loss`, `predictable`, `exportable` (asked through `handled_by(tool)`): whether the
       kind trains on `loss`, and whether predict.py / export.py handle its checkpoints (then it
       implements `infer`, and export.py exports its `net`).
     """
 
+    targets: ClassVar[str] = "masks"  # the datamodule's `targets`
     uses_loss: ClassVar[bool] = True  # False: `loss` is accepted (old checkpoints) but unused
     predictable: ClassVar[bool] = False  # predict.py writes its masks (needs `infer`)
     exportable: ClassVar[bool] = False  # export.py exports `net` (normalised image → logits)

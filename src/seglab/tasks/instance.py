@@ -51,6 +51,7 @@ class InstanceSegmentationTask(SegmentationTask):
     class: they count as misses of their label, see ConfusionMatrix).
     """
 
+    targets = "instances"
     uses_loss = False
     refusal_hint = "Score it with eval.py (mask mAP and the semantic metrics)."
 
