@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,9 +87,20 @@ class SemanticSegmentationTask(SegmentationTask):
             )
         return logits, self.criterion(logits, mask)
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Losses with scheduled term weights (a `ramp`) follow the share of training done;
+        from the global step, so a resumed run continues the schedule where it stopped."""
+        if hasattr(self.criterion, "set_progress"):
+            total = float(self.trainer.estimated_stepping_batches)
+            last = total - 1  # the last step is at progress 1
+            done = self.global_step / last if math.isfinite(total) and last > 0 else 1.0
+            self.criterion.set_progress(done)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         _, loss = self._logits_and_loss(batch)
         bs = batch["image"].shape[0]
+        for name, weight in getattr(self.criterion, "ramped_weights", dict)().items():
+            self.log(f"train/loss_weight/{name}", weight, on_step=True, on_epoch=False)
         # Exact names: `train/loss` is the epoch mean, `train/loss_step` the per-step curve.
         self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
         self.log(
