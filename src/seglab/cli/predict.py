@@ -1,6 +1,7 @@
 """`python predict.py ckpt_path=... input=... output=...`: a mask and an overlay per image.
 `python predict.py model=fcn model.weights=<file> input=... output=...`: the same with a
 pretrained torchvision model and no checkpoint (VOC's classes and palette by default).
+Instance checkpoints (Mask R-CNN) write instances instead: see `seglab.cli.predict_instances`.
 
 Each image is read by the reader the datasets use and shown to the model as validation shows
 it (the checkpoint's `data.val_transforms` and normalisation); the logits are then cropped to
@@ -21,6 +22,7 @@ from pytorch_lightning.plugins.precision import Precision
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from seglab.cli.predict_instances import detect_at_source, write_instance_outputs
 from seglab.data.io import read_image
 from seglab.errors import ConfigError, report_user_errors
 from seglab.inference.images import find_inputs
@@ -125,9 +127,16 @@ def predict(cfg: DictConfig) -> list[Path]:
         for path, rel in inputs:
             bar.update(job, name=str(rel))
             image = read_image(path, channels)
-            logits, mode = predict_logits(task, image, view, plugin)
             stem = out_dir / rel.parent / rel.stem
-            mask = _write_outputs(cfg, data, stem, image, logits)
+            if task.predicts_instances:  # Mask R-CNN: instances JSON, overlay, painted class map
+                found = detect_at_source(task, image, view, plugin)
+                mask = write_instance_outputs(
+                    task, data, stem, image, found, cfg.score_thresh, cfg.alpha
+                )
+                mode = "whole"
+            else:
+                logits, mode = predict_logits(task, image, view, plugin)
+                mask = _write_outputs(cfg, data, stem, image, logits)
             counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
             height, width = mask.shape
             shares = {n: round(float(c) / mask.size, 6) for n, c in zip(names, counts, strict=True)}
