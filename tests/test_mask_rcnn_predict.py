@@ -88,3 +88,18 @@ def test_score_thresh_leaves_instances_out(
     (mask_path,) = _predict(mask_rcnn_ckpt, image, tmp_path / "out", "score_thresh=1.01")
     assert json.loads((tmp_path / "out" / f"{image.stem}_instances.json").read_text()) == []
     assert not np.asarray(Image.open(mask_path)).any()
+
+
+def test_export_torchscript_with_parity(mask_rcnn_ckpt: Path, tmp_path: Path) -> None:
+    from seglab.errors import ConfigError
+    from seglab.export import export_checkpoint
+
+    path, info = export_checkpoint(mask_rcnn_ckpt, "torchscript", output=tmp_path / "m.pt")
+    spec = json.loads(info.read_text())
+    assert spec["max_abs_diff"] <= 1e-4 and spec["output"]["masks"] == ["n", 1, "height", "width"]
+    scripted = torch.jit.load(str(path))
+    boxes, classes, scores, masks = scripted(torch.rand(3, 50, 70) * 255)  # any size
+    assert masks.shape[1:] == (1, 50, 70) and len(boxes) == len(classes) == len(scores)
+    assert set(classes.tolist()) <= {1, 2, 3, 4, 5}
+    with pytest.raises(ConfigError, match="torchscript only"):
+        export_checkpoint(mask_rcnn_ckpt, "onnx", output=tmp_path / "m.onnx")

@@ -44,7 +44,7 @@ def paste_instances(
 
 class InstanceSegmentationTask(SegmentationTask):
     """Mask R-CNN trained on its own losses (RPN, box, mask): no `loss`, no logits; predict.py
-    writes its instances (`detect`), export.py sends its checkpoints to eval.py.
+    writes its instances (`detect`), export.py scripts its `net` (TorchScript).
 
     `data.instance.thing_classes` are the detector's classes; `data.instance.background_class`
     is what the pasted class map gives uncovered pixels (null on data without a background
@@ -53,6 +53,7 @@ class InstanceSegmentationTask(SegmentationTask):
 
     uses_loss = False
     predictable = True  # instances JSON (COCO results), overlay and pasted class map
+    exportable = True  # TorchScript only (seglab.export.ExportableDetector)
     predicts_instances = True
     refusal_hint = "Score it with eval.py (mask mAP and the semantic metrics)."
 
