@@ -100,7 +100,8 @@ class Otsu:
         for image, mask in pairs:
             valid = mask != self.ignore_index
             truth = (mask == self.foreground) & valid
-            for side, predicted in enumerate((self.above(image), ~self.above(image))):
+            above = self.above(image)
+            for side, predicted in enumerate((above, ~above)):
                 predicted = predicted & valid
                 inter[side] += (predicted & truth).sum()
                 union[side] += (predicted | truth).sum()
