@@ -90,6 +90,7 @@ def test_score_thresh_leaves_instances_out(
     assert not np.asarray(Image.open(mask_path)).any()
 
 
+@pytest.mark.slow
 def test_export_torchscript_with_parity(mask_rcnn_ckpt: Path, tmp_path: Path) -> None:
     from seglab.errors import ConfigError
     from seglab.export import export_checkpoint
