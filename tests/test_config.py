@@ -86,7 +86,10 @@ def _train_step(
 def test_choice_composes_and_trains_a_step(group: str, choice: str, tmp_path: Path) -> None:
     container = _container([f"{group}={choice}"], tmp_path)
     if group == "model":  # the config's name is the architecture it builds
-        assert container["model"]["name"] == container["model"]["arch"] == choice
+        model = container["model"]
+        # smp: the arch; torchvision (model/_torchvision.yaml): its builder, <arch>_<backbone>
+        built = model["arch"] if "encoder" in model else f"{model['arch']}_{model['backbone']}"
+        assert model["name"] == built and model["arch"] == choice.removesuffix("_tv")
     task = build_task(container)
     optimizer = hydra.utils.instantiate(container["optim"], params=task.parameters())
     scheduler = build_scheduler(optimizer, {**container["scheduler"], "warmup_steps": 2}, 10)

@@ -179,17 +179,4 @@ def test_eval_reports_the_checkpoints_map(trained_at: dict, tmp_path: Path) -> N
         assert metrics[f"test/{key}"] == pytest.approx(logged.value, abs=1e-6), key
 
 
-@pytest.mark.parametrize("script", ["predict.py", "export.py"])
-def test_semantic_only_tools_refuse_instance_checkpoints(
-    trained: dict, tmp_path: Path, script: str
-) -> None:
-    from PIL import Image
-
-    ckpt = trained["out"] / "checkpoints" / "last.ckpt"
-    Image.new("RGB", (32, 32)).save(tmp_path / "in.png")
-    args = [f"ckpt_path={ckpt}"]
-    if script == "predict.py":
-        args += [f"input={tmp_path / 'in.png'}", f"output={tmp_path / 'pred'}"]
-    proc = run_entry_point(script, args, tmp_path)
-    assert proc.returncode == 2, proc.stderr[-3000:]
-    assert "instance segmentation checkpoint" in proc.stderr and "eval.py" in proc.stderr
+# predict.py and export.py handle Mask R-CNN checkpoints: tests/test_mask_rcnn_predict.py.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from seglab.errors import ConfigError, SeglabError
@@ -126,6 +127,21 @@ def export_checkpoint(
         raise ConfigError(f"example_size={size}: sides must be ≥ {MIN_EXAMPLE_SIDE}")
     path = Path(output) if output else Path(ckpt_path).with_suffix(FORMATS[fmt])
     path.parent.mkdir(parents=True, exist_ok=True)
+    if task.predicts_instances:
+        path = path.with_suffix(FORMATS["torchscript"]) if not output else path
+        info = {
+            "format": fmt,
+            "checkpoint": str(Path(ckpt_path).resolve()),
+            **export_instance_model(task, data, fmt, path, normalize, check),
+            "mean": list(data["mean"]),
+            "std": list(data["std"]),
+            "normalize_inside": normalize,
+            "class_names": list(data["class_names"]),
+            "palette": [list(c) for c in data["palette"]],
+        }
+        info_path = path.with_suffix(path.suffix + ".json")
+        info_path.write_text(json.dumps(info, indent=2))
+        return path, info_path
     net = task.net.to(memory_format=torch.contiguous_format).float().eval()
     model = ExportableSegmenter(net, data["mean"], data["std"], normalize).eval()
     example = _example(channels, size)
@@ -188,4 +204,118 @@ def check_parity(
             f"the exported {fmt} model at {path} does not reproduce the checkpoint: "
             f"output {tuple(got.shape)} vs {tuple(expected.shape)}, max |Δ| {diff:.3g}"
         )
+    return diff
+
+
+class ExportableDetector(nn.Module):
+    """An instance model (Mask R-CNN) for one image: C×H×W float → (boxes [N,4] xyxy, class ids
+    [N] of the dataset, scores [N], mask probabilities [N,1,H,W]); normalisation inside with
+    `normalize` (RGB 0..255 in), as for the semantic export. Scripted, not traced: the number
+    of detections and the image size vary."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        class_of_label: Tensor,
+        mean: Sequence[float],
+        std: Sequence[float],
+        normalize: bool,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.normalize = normalize
+        self.register_buffer("class_of_label", class_of_label.clone())
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        if self.normalize:
+            image = (image / 255.0 - self.mean) / self.std
+        # Scripted detection models return (losses, detections); an if, not a conditional
+        # expression, so TorchScript drops the eager branch (whose type differs).
+        if torch.jit.is_scripting():  # noqa: SIM108
+            detections = self.net([image])[1]
+        else:
+            detections = self.net([image])
+        found = detections[0]
+        classes = self.class_of_label[found["labels"]]
+        return found["boxes"], classes, found["scores"], found["masks"]
+
+
+def export_instance_model(
+    task: Any, data: dict[str, Any], fmt: str, path: Path, normalize: bool, check: bool
+) -> dict[str, Any]:
+    """TorchScript of an instance task's network (ONNX: refused, torchvision's Mask R-CNN does
+    not export with a dynamic image size); the parity check runs both on one image."""
+    if fmt != "torchscript":
+        raise ConfigError(
+            f"format={fmt}: {task.hparams['model'].get('name')} (an instance model) exports to "
+            "torchscript only; use format=torchscript"
+        )
+    model = ExportableDetector(
+        task.net.float().eval(), task.class_of_label, data["mean"], data["std"], normalize
+    ).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(model).save(str(path))
+    info: dict[str, Any] = {
+        "input": {
+            "name": "image",
+            "shape": [data.get("in_channels", 3), "height", "width"],
+            "dtype": "float32",
+            "expects": "one RGB image in 0..255, normalised inside the model"
+            if normalize
+            else "one image (image / 255 - mean) / std, channels first",
+        },
+        "output": {
+            "boxes": ["n", 4],
+            "classes": ["n"],
+            "scores": ["n"],
+            "masks": ["n", 1, "height", "width"],
+        },
+    }
+    if check:
+        info["max_abs_diff"] = check_instance_parity(model, path)
+    return info
+
+
+def check_instance_parity(model: ExportableDetector, path: Path) -> float:
+    """The scripted file against the eager model on two random square images, one at the
+    model's resize size and one half as large (scaled ×2): the same detections, matched one to
+    one by class and box (their order may differ among tied scores), with boxes, scores and
+    masks within the semantic export's tolerance. Sides whose resize scale is not exact in
+    float32 are left out: torchvision's scripted transform computes that scale in float32
+    (eager: float64), so such an image can come out one pixel smaller and detect differently."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.load(str(path), map_location="cpu")
+    side = int(min(model.net.transform.min_size))
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for size in (side, max(side // 2, 1)):
+        image = torch.rand(3, size, size, generator=generator)
+        image = image * 255 if model.normalize else (image - 0.5) / 0.25
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            worst = max(worst, _matched_difference(model(image), scripted(image), path))
+    return worst
+
+
+def _matched_difference(expected: Sequence[Tensor], got: Sequence[Tensor], path: Path) -> float:
+    problem = f"the exported torchscript model at {path} does not reproduce the checkpoint"
+    if len(got[0]) != len(expected[0]):
+        raise SeglabError(f"{problem}: {len(got[0])} detections vs {len(expected[0])}")
+    if not len(got[0]):
+        return 0.0
+    cost = (got[0][:, None] - expected[0][None]).abs().amax(-1)
+    cost = cost + 1e9 * (got[1][:, None] != expected[1][None])
+    rows, cols = linear_sum_assignment(cost.numpy())
+    diff = max(
+        float((g[rows] - e[cols]).abs().max())
+        for g, e in zip(got, expected, strict=True)
+        if g.is_floating_point()
+    )
+    scale = max(float(e.abs().max()) for e in expected if e.is_floating_point()) + 1.0
+    if not torch.equal(got[1][rows], expected[1][cols]) or diff > PARITY_TOLERANCE * scale:
+        raise SeglabError(f"{problem}: max |Δ| {diff:.3g} after matching the detections")
     return diff

@@ -1,4 +1,7 @@
 """`python predict.py ckpt_path=... input=... output=...`: a mask and an overlay per image.
+`python predict.py model=fcn model.weights=<file> input=... output=...`: the same with a
+pretrained torchvision model and no checkpoint (VOC's classes and palette by default).
+Instance checkpoints (Mask R-CNN) write instances instead: see `seglab.cli.predict_instances`.
 
 Each image is read by the reader the datasets use and shown to the model as validation shows
 it (the checkpoint's `data.val_transforms` and normalisation); the logits are then cropped to
@@ -19,12 +22,16 @@ from pytorch_lightning.plugins.precision import Precision
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from seglab.cli.predict_instances import detect_at_source, write_instance_outputs
 from seglab.data.io import read_image
 from seglab.errors import ConfigError, report_user_errors
 from seglab.inference.images import find_inputs
 from seglab.inference.precision import precision_plugin
 from seglab.inference.view import ValidationView
+from seglab.resolvers import auto_precision
+from seglab.tasks.base import SegmentationTask
 from seglab.tasks.checkpoint import checkpoint_precision, load_task, read_checkpoint
+from seglab.tasks.pretrained import pretrained_task
 from seglab.visualize import colorize, overlay, palette_array
 
 SUMMARY_FILE = "summary.csv"
@@ -36,6 +43,28 @@ def _device(accelerator: str) -> str:
     if accelerator in ("gpu", "cuda"):
         raise ConfigError(f"accelerator={accelerator!r} but no CUDA device is available")
     return "cpu"
+
+
+def _task_and_precision(
+    cfg: DictConfig, infer: dict[str, Any] | None, device: str
+) -> tuple[SegmentationTask, str]:
+    """The checkpoint's task at the precision validation scored it at (as eval.py); without a
+    checkpoint, the pretrained `model` predicting `data`'s classes at the hardware's choice."""
+    if cfg.get("ckpt_path"):
+        ckpt = read_checkpoint(cfg.ckpt_path)
+        task = load_task(
+            cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, tool="predict.py"
+        )  # type: ignore[arg-type]
+        return task, checkpoint_precision(ckpt, device)
+    if not cfg.get("model"):
+        raise ConfigError(
+            "ckpt_path= is missing: give a seglab checkpoint, or a pretrained torchvision model "
+            "(model=fcn model.weights=<torchvision name or file>)"
+        )
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    task = pretrained_task(model, data, infer).to(device)  # type: ignore[arg-type]
+    return task, auto_precision(device)
 
 
 @torch.no_grad()
@@ -78,10 +107,8 @@ def predict(cfg: DictConfig) -> list[Path]:
     inputs = find_inputs(str(cfg.input))
     infer = OmegaConf.to_container(cfg.infer, resolve=True) if cfg.get("infer") else None
     device = _device(cfg.accelerator)
-    ckpt = read_checkpoint(cfg.ckpt_path)
-    task = load_task(cfg.ckpt_path, map_location=device, infer=infer, ckpt=ckpt, tool="predict.py")  # type: ignore[arg-type]
-    # At the precision validation scored the checkpoint at (as eval.py), unless told otherwise.
-    plugin = precision_plugin(cfg.precision or checkpoint_precision(ckpt, device), device)
+    task, precision = _task_and_precision(cfg, infer, device)
+    plugin = precision_plugin(cfg.precision or precision, device)
     task = plugin.convert_module(task)
     data = task.hparams["data"]
     channels = int(data.get("in_channels", 3))
@@ -100,9 +127,16 @@ def predict(cfg: DictConfig) -> list[Path]:
         for path, rel in inputs:
             bar.update(job, name=str(rel))
             image = read_image(path, channels)
-            logits, mode = predict_logits(task, image, view, plugin)
             stem = out_dir / rel.parent / rel.stem
-            mask = _write_outputs(cfg, data, stem, image, logits)
+            if task.predicts_instances:  # Mask R-CNN: instances JSON, overlay, painted class map
+                found = detect_at_source(task, image, view, plugin)
+                mask = write_instance_outputs(
+                    task, data, stem, image, found, cfg.score_thresh, cfg.alpha
+                )
+                mode = "whole"
+            else:
+                logits, mode = predict_logits(task, image, view, plugin)
+                mask = _write_outputs(cfg, data, stem, image, logits)
             counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
             height, width = mask.shape
             shares = {n: round(float(c) / mask.size, 6) for n, c in zip(names, counts, strict=True)}

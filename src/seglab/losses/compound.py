@@ -6,6 +6,7 @@ import inspect
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -59,6 +60,44 @@ def _class_weights(value: Any) -> list[float] | None:
     return weights
 
 
+@dataclass(frozen=True)
+class Ramp:
+    """A term weight that moves linearly with training progress (0 at the first step, 1 at the
+    last): the factor `start` at 0, `end` from `until` on. Kervadec et al. raise the boundary
+    loss's weight this way (0.01 more per epoch); progress, not epochs, so the schedule keeps
+    its shape whatever the run's length."""
+
+    start: float
+    end: float = 1.0
+    until: float = 1.0
+
+    @classmethod
+    def from_config(cls, name: str, value: Any) -> Ramp | None:
+        """A checked ramp from a term's `ramp: {start, end, until}`; None stays None."""
+        if value is None:
+            return None
+        if not isinstance(value, (Mapping, DictConfig)) or "start" not in value:
+            raise ConfigError(
+                f"loss term {name!r}: ramp={value!r}; expected {{start: .., end: .., until: ..}}"
+            )
+        unknown = sorted(set(value) - {"start", "end", "until"})
+        if unknown:
+            raise ConfigError(f"loss term {name!r}: unknown ramp keys {unknown}")
+        ramp = cls(
+            float(value["start"]), float(value.get("end", 1.0)), float(value.get("until", 1.0))
+        )
+        if min(ramp.start, ramp.end) < 0 or not 0 < ramp.until <= 1:
+            raise ConfigError(
+                f"loss term {name!r}: ramp start/end must be >= 0 and until in (0, 1], got {ramp}"
+            )
+        return ramp
+
+    def factor(self, progress: float) -> float:
+        """The weight factor at `progress` (the share of training steps done)."""
+        share = min(max(progress / self.until, 0.0), 1.0)
+        return self.start + (self.end - self.start) * share
+
+
 def _as_items(terms: Any) -> list[tuple[str | None, Any]]:
     """(name or None, term) pairs from a list or a name -> term mapping, plain or OmegaConf."""
     if isinstance(terms, (Mapping, DictConfig)):
@@ -83,6 +122,11 @@ class CompoundLoss(nn.Module):
     (`takes_class_weights`: CE weighs pixels, smp's Focal/Dice/Jaccard/Tversky take a weighted
     mean of their per-class losses) is given them; a loss none of whose terms can (Lovasz) is a
     ConfigError rather than silently unweighted.
+
+    A term may carry a `ramp: {start, end, until}` (`Ramp`): its weight is then multiplied by a
+    factor moving linearly with training progress, which the task sets each step
+    (`set_progress`). A loss built outside training (eval.py) is at progress 1: the weights a
+    finished run ended with.
     """
 
     def __init__(self, terms: Any, class_weights: Any = None) -> None:
@@ -92,6 +136,7 @@ class CompoundLoss(nn.Module):
             raise ValueError("loss.terms is empty: give at least one {weight, loss} term")
         losses: dict[str, nn.Module] = {}
         weights: dict[str, float] = {}
+        ramps: dict[str, Ramp] = {}
         for key, term in items:
             if not isinstance(term, (Mapping, DictConfig)) or "loss" not in term:
                 raise ValueError(f"each loss term needs a `loss` (and a `weight`), got {term!r}")
@@ -110,8 +155,13 @@ class CompoundLoss(nn.Module):
                 raise ValueError(f"two loss terms are named {name!r}")
             losses[name] = loss
             weights[name] = weight
+            ramp = Ramp.from_config(name, term.get("ramp"))
+            if ramp is not None:
+                ramps[name] = ramp
         self.terms = nn.ModuleDict(losses)
         self.weights = weights
+        self.ramps = ramps
+        self.progress = 1.0
         self.last_terms: dict[str, torch.Tensor] = {}
         self.class_weights = _class_weights(class_weights)
         self.weighted_terms: tuple[str, ...] = ()
@@ -142,6 +192,21 @@ class CompoundLoss(nn.Module):
             loss.class_weights = torch.tensor(class_weights, dtype=torch.float32)
         return tuple(takers)
 
+    def set_progress(self, progress: float) -> None:
+        """The share of training done (0..1), which ramped term weights follow."""
+        self.progress = float(progress)
+
+    def current_weights(self) -> dict[str, float]:
+        """Each term's weight now: its `weight`, times its ramp's factor at the progress."""
+        return {
+            name: weight * (self.ramps[name].factor(self.progress) if name in self.ramps else 1.0)
+            for name, weight in self.weights.items()
+        }
+
+    def ramped_weights(self) -> dict[str, float]:
+        """The current weight of each ramped term (logged as train/loss_weight/<term>)."""
+        return {name: w for name, w in self.current_weights().items() if name in self.ramps}
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Weighted sum of the terms; records each unweighted term in `last_terms`."""
         if self.class_weights is not None and len(self.class_weights) != logits.size(1):
@@ -153,6 +218,7 @@ class CompoundLoss(nn.Module):
         has_valid: dict[int, bool] = {}
         total = zero
         last: dict[str, torch.Tensor] = {}
+        weights = self.current_weights()
         for name, loss in self.terms.items():
             ignore_index = getattr(loss, "ignore_index", None)
             if ignore_index is not None and ignore_index not in has_valid:
@@ -161,13 +227,16 @@ class CompoundLoss(nn.Module):
                 value = zero
             else:
                 value = loss(logits, target)
-            total = total + self.weights[name] * value
+            total = total + weights[name] * value
             last[name] = value.detach()
         self.last_terms = last
         return total
 
     def extra_repr(self) -> str:
-        text = ", ".join(f"{name}: {w:g}" for name, w in self.weights.items())
+        text = ", ".join(
+            f"{name}: {w:g}" + (f" ramp {self.ramps[name]}" if name in self.ramps else "")
+            for name, w in self.weights.items()
+        )
         if self.weighted_terms:
             text += f", class_weights -> {', '.join(self.weighted_terms)}"
         return text

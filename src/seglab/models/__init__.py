@@ -9,6 +9,7 @@ from torch import nn
 
 from seglab.models.mask_rcnn import build_mask_rcnn
 from seglab.models.smp_models import build_smp_model
+from seglab.models.torchvision_seg import TorchvisionSegmenter, build_torchvision_segmenter
 
 # Keys of a model config that describe the model or are read by its task, not by its factory.
 DESCRIPTIVE_KEYS = ("task", "name", "channels_last", "mask_threshold")
@@ -20,4 +21,11 @@ def build_model(model_cfg: dict[str, Any]) -> nn.Module:
     return hydra.utils.instantiate(factory_cfg, _convert_="all")
 
 
-__all__ = ["DESCRIPTIVE_KEYS", "build_mask_rcnn", "build_model", "build_smp_model"]
+__all__ = [
+    "DESCRIPTIVE_KEYS",
+    "TorchvisionSegmenter",
+    "build_mask_rcnn",
+    "build_model",
+    "build_smp_model",
+    "build_torchvision_segmenter",
+]

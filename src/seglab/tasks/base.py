@@ -41,12 +41,14 @@ class SegmentationTask(pl.LightningModule, ABC):
     - `targets`: what its data samples hold besides the image ("masks", or "instances" too);
     - `uses_loss`, `predictable`, `exportable` (asked through `handled_by(tool)`): whether the
       kind trains on `loss`, and whether predict.py / export.py handle its checkpoints (then it
-      implements `infer`, and export.py exports its `net`).
+      implements `infer`, or `detect` with `predicts_instances`, and export.py exports its `net`).
     """
 
     targets: ClassVar[str] = "masks"  # the datamodule's `targets`
     uses_loss: ClassVar[bool] = True  # False: `loss` is accepted (old checkpoints) but unused
     predictable: ClassVar[bool] = False  # predict.py writes its masks (needs `infer`)
+    # predict.py writes its instances (needs `detect`) rather than per-class logits.
+    predicts_instances: ClassVar[bool] = False
     exportable: ClassVar[bool] = False  # export.py exports `net` (normalised image → logits)
     # What the tools that refuse this kind suggest instead.
     refusal_hint: ClassVar[str] = "Score it with eval.py."
@@ -105,6 +107,11 @@ class SegmentationTask(pl.LightningModule, ABC):
     def infer(self, images: Tensor) -> Tensor:
         """Per-class logits [N,K,H,W] as evaluation computes them; predictable kinds only."""
         raise NotImplementedError(f"{type(self).__name__} computes no logits for predict.py")
+
+    def detect(self, images: Sequence[Tensor]) -> list[dict[str, Tensor]]:
+        """Instances per image [C,H,W] (`boxes` [N,4] xyxy, `classes` [N] class ids, `scores`
+        [N], `masks` [N,H,W] probabilities); kinds that predict instances only."""
+        raise NotImplementedError(f"{type(self).__name__} detects no instances")
 
     def last_confusion(self, stage: str) -> Tensor | None:
         """The confusion matrix (CPU, summed over ranks) of the last finished `stage` epoch

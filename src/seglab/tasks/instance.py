@@ -43,8 +43,8 @@ def paste_instances(
 
 
 class InstanceSegmentationTask(SegmentationTask):
-    """Mask R-CNN trained on its own losses (RPN, box, mask): no `loss`, no logits to predict
-    or export (predict.py and export.py send its checkpoints to eval.py).
+    """Mask R-CNN trained on its own losses (RPN, box, mask): no `loss`, no logits; predict.py
+    writes its instances (`detect`), export.py scripts its `net` (TorchScript).
 
     `data.instance.thing_classes` are the detector's classes; `data.instance.background_class`
     is what the pasted class map gives uncovered pixels (null on data without a background
@@ -53,6 +53,9 @@ class InstanceSegmentationTask(SegmentationTask):
 
     targets = "instances"
     uses_loss = False
+    predictable = True  # instances JSON (COCO results), overlay and pasted class map
+    exportable = True  # TorchScript only (seglab.export.ExportableDetector)
+    predicts_instances = True
     refusal_hint = "Score it with eval.py (mask mAP and the semantic metrics)."
 
     def __init__(
@@ -84,6 +87,19 @@ class InstanceSegmentationTask(SegmentationTask):
     def forward(self, images: list[Tensor] | Tensor) -> list[dict[str, Tensor]]:
         """Detections per image (eval mode): boxes, labels, scores, masks [N,1,H,W] in [0, 1]."""
         return self.net(list(images))
+
+    def detect(self, images: Sequence[Tensor]) -> list[dict[str, Tensor]]:
+        """Detections per image with their dataset class ids (`classes`), masks [N,H,W]."""
+        found = self([image.to(self.device) for image in images])
+        return [
+            {
+                "boxes": p["boxes"],
+                "classes": self.class_of_label[p["labels"]],
+                "scores": p["scores"],
+                "masks": p["masks"][:, 0],
+            }
+            for p in found
+        ]
 
     def class_maps(self, images: Sequence[Tensor]) -> list[Tensor]:
         """The pasted class map of each image's detections."""

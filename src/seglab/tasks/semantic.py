@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seglab.errors import ConfigError
 from seglab.inference import InferSettings, infer_logits
 from seglab.inference.padding import OUTPUT_STRIDE, pad_to_stride
 from seglab.metrics import ConfusionMatrix
@@ -19,7 +21,8 @@ from seglab.tasks.base import SegmentationTask
 
 
 class SemanticSegmentationTask(SegmentationTask):
-    """An smp network trained with a pixel loss; validation through `infer` (whole/slide/TTA)."""
+    """An smp or torchvision network trained with a pixel loss (plus its auxiliary head's, when
+    model.aux_loss gives it a weight); validation through `infer` (whole/slide/TTA)."""
 
     predictable = True
     exportable = True
@@ -41,6 +44,10 @@ class SemanticSegmentationTask(SegmentationTask):
         )
         self.net.to(memory_format=self.memory_format)
         self.criterion = hydra.utils.instantiate(loss, _convert_="all")
+        # The auxiliary head's loss weight (torchvision's FCN/DeepLabV3), 0 without one.
+        self.aux_weight = float(model.get("aux_loss") or 0.0)
+        if self.aux_weight > 0 and not getattr(self.net, "has_aux", False):
+            raise ConfigError(f"model.aux_loss={self.aux_weight}: this network has no aux head")
         self.set_inference(infer)
 
     def set_inference(self, infer: dict[str, Any] | None) -> None:
@@ -65,30 +72,61 @@ class SemanticSegmentationTask(SegmentationTask):
         smp encoders need sides divisible by their output stride (32), so the input is padded
         (`pad_to_stride`, the exported model's padding too) and the logits cropped back.
         """
+        return self._outputs(image, aux=False)[0]
+
+    def _outputs(self, image: Tensor, aux: bool) -> list[Tensor]:
+        """The logits, and with `aux` those of the network's auxiliary head (torchvision's FCN
+        and DeepLabV3 with model.aux_loss), each at the input's resolution."""
         height, width = image.shape[-2:]
         if height % OUTPUT_STRIDE or width % OUTPUT_STRIDE:  # training crops: no copy at all
             image = pad_to_stride(image)
-        logits = self.net(image.contiguous(memory_format=self.memory_format))
-        if logits.shape[-2:] != image.shape[-2:]:
-            logits = F.interpolate(
-                logits, size=image.shape[-2:], mode="bilinear", align_corners=False
-            )
-        return logits[..., :height, :width]
+        image = image.contiguous(memory_format=self.memory_format)
+        outputs = list(self.net.forward_with_aux(image)) if aux else [self.net(image)]
+        resized = []
+        for logits in outputs:
+            if logits.shape[-2:] != image.shape[-2:]:
+                logits = F.interpolate(
+                    logits, size=image.shape[-2:], mode="bilinear", align_corners=False
+                )
+            resized.append(logits[..., :height, :width])
+        return resized
 
     def _logits_and_loss(
         self, batch: dict[str, Tensor], infer: bool = False
     ) -> tuple[Tensor, Tensor]:
-        logits = self.infer(batch["image"]) if infer else self(batch["image"])
         mask = batch["mask"]
-        if logits.shape[-2:] != mask.shape[-2:]:
-            logits = F.interpolate(
-                logits, size=mask.shape[-2:], mode="bilinear", align_corners=False
-            )
-        return logits, self.criterion(logits, mask)
+        if infer:
+            outputs = [self.infer(batch["image"])]
+        else:
+            outputs = self._outputs(batch["image"], aux=self.aux_weight > 0)
+        outputs = [
+            F.interpolate(logits, size=mask.shape[-2:], mode="bilinear", align_corners=False)
+            if logits.shape[-2:] != mask.shape[-2:]
+            else logits
+            for logits in outputs
+        ]
+        losses = [self.criterion(logits, mask) for logits in outputs]
+        loss = losses[0]
+        if len(losses) > 1:  # torchvision's recipe: out loss + aux_loss × aux loss
+            bs = mask.shape[0]
+            self.log("train/loss_aux", losses[1].detach(), on_epoch=True, batch_size=bs)
+            loss = loss + self.aux_weight * losses[1]
+        return outputs[0], loss
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Losses with scheduled term weights (a `ramp`) follow the share of training done;
+        from the global step, so a resumed run continues the schedule where it stopped."""
+        if hasattr(self.criterion, "set_progress"):
+            total = float(self.trainer.estimated_stepping_batches)
+            last = total - 1  # the last step is at progress 1
+            done = self.global_step / last if math.isfinite(total) and last > 0 else 1.0
+            self.criterion.set_progress(done)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         _, loss = self._logits_and_loss(batch)
         bs = batch["image"].shape[0]
+        for name, weight in getattr(self.criterion, "ramped_weights", dict)().items():
+            self.log(f"train/loss_weight/{name}", weight, on_step=True, on_epoch=False)
         # Exact names: `train/loss` is the epoch mean, `train/loss_step` the per-step curve.
         self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
         self.log(

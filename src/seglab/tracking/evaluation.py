@@ -1,4 +1,5 @@
-"""An eval.py result as an MLflow run, nested under (and tagged with) the training run."""
+"""Scorings as MLflow runs: an eval.py result nested under (and tagged with) the training run,
+a baseline's beside the trained runs of its dataset."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from mlflow.tracking import MlflowClient
 
 from seglab.tracking.params import to_mlflow_params
 from seglab.tracking.run_file import read_run_file
-from seglab.tracking.store import get_or_create_experiment, resolve_tracking_uri
+from seglab.tracking.store import (
+    check_tracking_store,
+    get_or_create_experiment,
+    resolve_tracking_uri,
+)
 
 TRAIN_RUN_TAG = "seglab.train_run_id"
 
@@ -63,6 +68,19 @@ def log_evaluation_run(
             all_tags[TRAIN_RUN_TAG] = f"{train['run_id']} (not in {uri})"
     if experiment_id is None:
         experiment_id = get_or_create_experiment(client, experiment_name, artifact_location)
+    return record_run(client, experiment_id, run_name, metrics, params, all_tags, artifacts), uri
+
+
+def record_run(
+    client: MlflowClient,
+    experiment_id: str,
+    run_name: str,
+    metrics: Mapping[str, float],
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    artifacts: Sequence[Path],
+) -> str:
+    """One finished run holding a single scoring (metrics at step 0); returns its id."""
     run = client.create_run(experiment_id, run_name=run_name)
     run_id = run.info.run_id
     now = int(time.time() * 1000)
@@ -70,9 +88,29 @@ def log_evaluation_run(
         run_id,
         metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
         params=[Param(k, v) for k, v in to_mlflow_params(params).items()],
-        tags=[RunTag(k, v) for k, v in all_tags.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
     )
     for path in artifacts:
         client.log_artifact(run_id, str(path), "evaluation")
     client.set_terminated(run_id)
-    return run_id, uri
+    return run_id
+
+
+def log_baseline_run(
+    metrics: Mapping[str, float],
+    params: Mapping[str, Any],
+    artifacts: Sequence[Path],
+    tags: Mapping[str, str],
+    run_name: str,
+    tracking_uri: str | None,
+    store_dir: str | Path,
+    experiment_name: str,
+) -> tuple[str, str]:
+    """A baseline's scores as a run of the dataset's experiment, where the trained runs of the
+    same data are (the store as train.py chooses it); returns (run id, tracking URI)."""
+    uri, artifact_location = resolve_tracking_uri(tracking_uri, store_dir)
+    check_tracking_store(uri)
+    client = MlflowClient(uri)
+    experiment_id = get_or_create_experiment(client, experiment_name, artifact_location)
+    all_tags = {**tags, "seglab.kind": "baseline"}
+    return record_run(client, experiment_id, run_name, metrics, params, all_tags, artifacts), uri
