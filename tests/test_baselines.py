@@ -4,7 +4,7 @@ runs listed by `python -m seglab.compare` beside a trained run of the same data.
 from __future__ import annotations
 
 import json
-import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,12 @@ def test_baselines_are_runs_beside_the_trained_one(
 ) -> None:
     """The three baselines on the trained run's data and store (a copy): scored, reported,
     in its experiment, and listed by compare with it. Majority's scores are known exactly."""
-    shutil.copy(tiny_checkpoint["tracking_uri"].removeprefix("sqlite:///"), tmp_path / "m.db")
+    # sqlite's backup API: a consistent copy even while eval.py (another worker) writes to it.
+    source = sqlite3.connect(tiny_checkpoint["tracking_uri"].removeprefix("sqlite:///"))
+    copy = sqlite3.connect(tmp_path / "m.db")
+    source.backup(copy)
+    copy.close()
+    source.close()
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     data = [*TINY_DATA, f"data.root={tiny_checkpoint['data_root']}", "progress_bar=false"]
     # README's command, as a user runs it (the other two in process: the same code).

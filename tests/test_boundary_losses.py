@@ -14,7 +14,7 @@ from seglab.cli.train import train
 from seglab.errors import ConfigError
 from seglab.losses import BoundaryLoss, CompoundLoss, CrossEntropyLoss, HausdorffDTLoss, Ramp
 from seglab.losses.distance import edge_distance, signed_distance
-from tests.conftest import TINY_DATA, compose_train
+from tests.conftest import compose_train, new_store, tiny_run
 
 IGNORE = 255
 SIZE = 32
@@ -125,17 +125,13 @@ def test_compound_follows_the_ramp() -> None:
     assert compound.ramped_weights() == {"boundary": 2.0}
 
 
-TRAIN = [
-    *TINY_DATA, "model.encoder=mobilenet_v2", "trainer.precision=32-true",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-    "callbacks.mlflow_artifacts=null",
-]  # fmt: skip
+# About the loss in the training loop, not the network: the stub network.
+TRAIN = tiny_run(train_batches=3, val_batches=1)
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One MLflow store for the module (creating a sqlite store costs seconds)."""
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return new_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.mark.slow
@@ -145,9 +141,7 @@ def test_boundary_loss_trains_with_its_ramp(
     """A few steps of `train.py loss=ce_boundary`; the boundary weight is logged, rising each step."""
     cfg = compose_train(
         ["loss=ce_boundary", f"data.root={tiny_synthetic_root}", f"logger.tracking_uri={store}",
-         *TRAIN, "trainer.max_epochs=1", "trainer.limit_train_batches=3",
-         "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0",
-         "trainer.log_every_n_steps=1"],
+         *TRAIN, "trainer.log_every_n_steps=1"],
         output_dir=tmp_path / "out",
     )  # fmt: skip
     miou = train(cfg)

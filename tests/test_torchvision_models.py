@@ -18,7 +18,7 @@ from seglab.cli.train import train
 from seglab.errors import ConfigError
 from seglab.export import export_checkpoint
 from seglab.models import build_torchvision_segmenter
-from tests.conftest import CONF_DIR, compose_entry, compose_train, run_entry_point
+from tests.conftest import CONF_DIR, compose_entry, compose_train, new_store, run_entry_point
 from tests.test_architectures_e2e import RUN, _trainer_mask
 
 TORCHVISION_MODELS = sorted(
@@ -41,7 +41,7 @@ def test_every_torchvision_model_has_a_config() -> None:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return new_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.mark.slow
