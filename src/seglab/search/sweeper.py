@@ -104,12 +104,13 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         assert self.config is not None
         study, space = self.open(arguments)
-        open_sweep_parent(self.config)  # the MLflow parent: found again when continuing
+        parent = open_sweep_parent(self.config)  # the MLflow parent: found again when continuing
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         interrupted = fail_interrupted(study)
         if interrupted:
             log.warning("trials %s were running when their sweep died: marked failed", interrupted)
-            fail_interrupted_children(sweep_dir, interrupted)
+            if parent is not None:
+                fail_interrupted_children(parent, interrupted)
         while (remaining := self.n_trials - len(study.get_trials(deepcopy=False))) > 0:
             trials = [study.ask(space.distributions) for _ in range(min(self.n_jobs, remaining))]
             for trial in trials:

@@ -177,22 +177,26 @@ def record_child_result(
     return run_id
 
 
-def fail_interrupted_children(sweep_dir: Path, trials: list[int]) -> None:
-    """The MLflow children of trials whose sweep was killed: FAILED, not RUNNING for ever."""
-    parent = SweepParent.load(sweep_dir)
-    if parent is None or not trials:
-        return
+def fail_interrupted_children(parent: SweepParent, trials: list[int]) -> None:
+    """The MLflow children of trials whose sweep was killed: FAILED, not RUNNING for ever; a
+    trial killed before its run existed gets a FAILED child, so every trial shows up."""
     client = MlflowClient(parent.tracking_uri)
     wanted = {str(t) for t in trials}
-    for run in client.search_runs(
-        [parent.experiment_id],
-        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.run_id}' and "
-        "attributes.status = 'RUNNING'",
-    ):
-        if run.data.tags.get(TRIAL_TAG) in wanted:
-            client.set_tag(run.info.run_id, "seglab.error", "its sweep was killed")
-            client.set_tag(run.info.run_id, STATE_TAG, "FAIL")
-            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+    children = client.search_runs(
+        [parent.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.run_id}'"
+    )
+    found = {run.data.tags.get(TRIAL_TAG): run for run in children}
+    error = "its sweep was killed while it ran"
+    for number in sorted(wanted):
+        run = found.get(number)
+        if run is None:
+            record_child_result(
+                parent, None, None, error, f"#{number} (killed)", tags={TRIAL_TAG: number}
+            )
+        elif run.info.status == "RUNNING":
+            record_child_result(
+                parent, run.info.run_id, None, error, run.info.run_name, tags={TRIAL_TAG: number}
+            )
 
 
 def _best_child(client: MlflowClient, parent: SweepParent) -> tuple[Any, float] | None:
