@@ -23,6 +23,7 @@ from typing import Any
 
 import hydra.utils
 import optuna
+from filelock import FileLock
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
@@ -47,6 +48,7 @@ from seglab.tracking.sweep import fail_interrupted_children, open_sweep_parent
 
 log = logging.getLogger(__name__)
 RESULTS_FILE = "optimization_results.yaml"  # in the sweep dir: the best trial so far
+LOCK_FILE = "optuna.db.lock"  # in the sweep dir: held while a worker opens the study
 
 
 class OptunaSweeper(Sweeper):
@@ -103,9 +105,13 @@ class OptunaSweeper(Sweeper):
     @report_user_errors  # a refused search: one line, exit status 2, no trial, no MLflow run
     def sweep(self, arguments: list[str]) -> None:
         assert self.config is not None
-        study, space = self.open(arguments)
-        parent = open_sweep_parent(self.config)  # the MLflow parent: found again when continuing
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        # Workers starting together: one creates the study's tables (Optuna's and MLflow's,
+        # whose migrations race otherwise), the others find them.
+        with FileLock(str(sweep_dir / LOCK_FILE)):
+            study, space = self.open(arguments)
+        parent = open_sweep_parent(self.config)  # the MLflow parent: found again when continuing
         interrupted = fail_interrupted(study)
         if interrupted:
             log.warning("trials %s were running when their sweep died: marked failed", interrupted)

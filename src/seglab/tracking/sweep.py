@@ -328,13 +328,14 @@ def open_sweep_parent(config: DictConfig) -> SweepParent | None:
     uri, artifact_location = resolve_tracking_uri(
         config.logger.tracking_uri, config.paths.mlflow_dir
     )
-    client = MlflowClient(uri)
-    experiment_id = get_or_create_experiment(
-        client, str(config.logger.experiment_name), artifact_location
-    )
     sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    # (a new sqlite store is created by the first client: two at once race in its migrations)
     with FileLock(str(sweep_dir / f"{SWEEP_FILE}.lock")):
+        client = MlflowClient(uri)
+        experiment_id = get_or_create_experiment(
+            client, str(config.logger.experiment_name), artifact_location
+        )
         parent = _reopen(client, sweep_dir, uri) if is_study(config) else None
         if parent is not None:
             log.info("continuing the study's MLflow run %s (%s)", parent.run_id, uri)
