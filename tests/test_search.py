@@ -263,3 +263,29 @@ def test_a_refused_search_starts_no_trial(tmp_path: Path, tiny_synthetic_root: P
     assert not [
         r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])
     ]
+
+
+def test_the_sweeper_refuses_a_bad_search_before_any_trial(tmp_path: Path) -> None:
+    """The sweeper's own checks, on the composed `hparams_search=optuna` config."""
+    from hydra import compose, initialize_config_dir
+
+    from seglab.search.sweeper import OptunaSweeper
+    from tests.conftest import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            ["hparams_search=optuna", f"hydra.sweep.dir={tmp_path}"],
+            return_hydra_config=True,
+        )
+    sweeper = OptunaSweeper(**{k: v for k, v in cfg.hydra.sweeper.items() if k != "_target_"})
+    sweeper.config = cfg
+    with pytest.raises(ConfigError, match="'optim.lrr'"):
+        sweeper.open(["optim.lrr=interval(0.1, 1)"])
+    study, space = sweeper.open([])  # the configured space: a new study in the sweep dir
+    assert (tmp_path / "optuna.db").is_file() and set(space.distributions) == {
+        "optim.lr", "optim.weight_decay", "loss", "model.encoder"
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="another search space"):
+        sweeper.open(["optim.lr=interval(0.1, 1)"])
+    assert study.get_trials() == []
