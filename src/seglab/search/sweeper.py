@@ -107,8 +107,8 @@ class OptunaSweeper(Sweeper):
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        # Workers starting together: one creates the study's tables (Optuna's and MLflow's,
-        # whose migrations race otherwise), the others find them.
+        # Workers starting together: one creates the study's tables (sqlite schema migrations
+        # race otherwise), the others find them.
         with FileLock(str(sweep_dir / LOCK_FILE)):
             study, space = self.open(arguments)
         parent = open_sweep_parent(self.config)  # the MLflow parent: found again when continuing
@@ -117,10 +117,7 @@ class OptunaSweeper(Sweeper):
             log.warning("trials %s were running when their sweep died: marked failed", interrupted)
             if parent is not None:
                 fail_interrupted_children(parent, interrupted)
-        while (remaining := self.n_trials - len(study.get_trials(deepcopy=False))) > 0:
-            trials = [study.ask(space.distributions) for _ in range(min(self.n_jobs, remaining))]
-            for trial in trials:
-                trial.set_user_attr(WORKER_ATTR, worker_id())
+        while trials := self.ask(study, space, sweep_dir):
             batch = [
                 [*space.overrides(trial.params), f"hydra.sweeper.trial={trial.number}"]
                 for trial in trials
@@ -129,6 +126,16 @@ class OptunaSweeper(Sweeper):
             for trial, ret in zip(trials, returns, strict=True):
                 self.tell(study, trial.number, ret)
         self.write_results(study, sweep_dir)
+
+    def ask(self, study: optuna.Study, space: SearchSpace, sweep_dir: Path) -> list[optuna.Trial]:
+        """The next batch: up to `n_jobs` trials, none past `n_trials` in all. Under the lock,
+        so two workers that count at the same moment do not both take the last trial."""
+        with FileLock(str(sweep_dir / LOCK_FILE)):
+            remaining = self.n_trials - len(study.get_trials(deepcopy=False))
+            trials = [study.ask(space.distributions) for _ in range(min(self.n_jobs, remaining))]
+            for trial in trials:
+                trial.set_user_attr(WORKER_ATTR, worker_id())
+        return trials
 
     def tell(self, study: optuna.Study, number: int, ret: JobReturn) -> None:
         """The job's outcome as the trial's state: COMPLETE (its value), PRUNED or FAIL."""
