@@ -289,3 +289,38 @@ def test_the_sweeper_refuses_a_bad_search_before_any_trial(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="another search space"):
         sweeper.open(["optim.lr=interval(0.1, 1)"])
     assert study.get_trials() == []
+
+
+def test_make_optuna_dashboard_serves_the_study_on_loopback(tmp_path: Path) -> None:
+    """`make optuna-dashboard` (its command, as make prints it) serves a study on 127.0.0.1."""
+    import json
+    import shlex
+    import urllib.request
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = open_study(open_storage(storage), "seglab", "maximize")
+    study.tell(study.ask(), 0.5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    printed = subprocess.run(
+        ["make", "-n", "optuna-dashboard", f"OPTUNA_STORAGE={storage}", f"OPTUNA_PORT={port}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    command = next(line for line in printed.splitlines() if "optuna-dashboard " in line)
+    assert f"--host 127.0.0.1 --port {port}" in command and "0.0.0.0" not in printed
+    server = subprocess.Popen(
+        shlex.split(command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline, studies = time.monotonic() + 60, None
+        while studies is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    studies = json.load(r)["study_summaries"]
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None and [s["study_name"] for s in studies] == ["seglab"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
