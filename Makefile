@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
 
-.PHONY: train test lint format ui bench clean upgrade-deps
+.PHONY: train test lint format ui optuna-dashboard bench clean upgrade-deps
 
 LOCK := constraints.txt
 # A worker per core (pytest-xdist), each test module in one worker: tests/conftest.py says why.
@@ -50,6 +50,13 @@ ui: $(STAMP)
 	mkdir -p mlruns
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
 		--host 127.0.0.1 --port $(MLFLOW_PORT)
+
+# An Optuna study's trials, their curves and parameter importances, on loopback only. The default
+# is the default study's storage; another: make optuna-dashboard OPTUNA_STORAGE=sqlite:///...
+OPTUNA_STORAGE ?= sqlite:///$(CURDIR)/runs/train/optuna/seglab/optuna.db
+OPTUNA_PORT ?= 8080
+optuna-dashboard: $(STAMP)
+	$(BIN)/optuna-dashboard $(OPTUNA_STORAGE) --host 127.0.0.1 --port $(OPTUNA_PORT)
 
 # Benchmarks (CPU, a few minutes): bench/results.json + a Markdown table for the README.
 bench: $(STAMP)

@@ -131,3 +131,17 @@ def test_mlflow_async_logging_flush(tmp_path: Path) -> None:
 def test_mlflow_flush_names_a_missing_attribute() -> None:
     with pytest.raises(compat.PrivateAPIError, match=r"mlflow .*_tracking_client"):
         compat.flush_async_logging(object())
+
+
+def test_optuna_trial_by_number(tmp_path: Path) -> None:
+    """A job reaches the trial its sweeper asked for, by number, and reports to it."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.ask()
+    asked = study.ask()
+    trial = compat.optuna_trial(optuna.load_study(study_name="s", storage=storage), asked.number)
+    assert trial.number == asked.number
+    trial.report(0.5, step=0)
+    assert study.get_trials()[asked.number].intermediate_values == {0: 0.5}

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from seglab.errors import SeglabError
 from seglab.tracking.store import existing_tracking_uri
+from seglab.tracking.sweep import STATE_TAG, STUDY_TAG, TRIAL_TAG
 
 PARENT_TAG = "mlflow.parentRunId"
 NOISE_PARAMS = {"logger.run_name"}  # differ by construction, say nothing about the model
@@ -74,16 +75,30 @@ def find_experiment(client: MlflowClient, name: str | None) -> str:
     return latest[0].info.experiment_id
 
 
-def _latest_sweep(client: MlflowClient, experiment_id: str) -> str:
+def _latest_sweep(client: MlflowClient, experiment_id: str, study: str | None = None) -> str:
+    """The latest sweep parent's run id (of Optuna study `study`, when given)."""
+    filter_string = "tags.`seglab.sweep` = 'true'"
+    if study is not None:
+        filter_string += f" and tags.`{STUDY_TAG}` = '{study}'"
     sweeps = client.search_runs(
         [experiment_id],
-        filter_string="tags.`seglab.sweep` = 'true'",
+        filter_string=filter_string,
         max_results=1,
         order_by=["attributes.start_time DESC"],
     )
     if not sweeps:
-        raise SeglabError("--sweep latest: this experiment holds no sweep")
+        raise SeglabError(f"--sweep {study or 'latest'}: this experiment holds no such sweep")
     return sweeps[0].info.run_id
+
+
+def sweep_parent_id(client: MlflowClient, experiment_id: str, sweep: str) -> str:
+    """`--sweep`: 'latest', an Optuna study's name, or a parent run id."""
+    if sweep == "latest":
+        return _latest_sweep(client, experiment_id)
+    try:
+        return _latest_sweep(client, experiment_id, study=sweep)
+    except SeglabError:
+        return sweep  # not a study: a run id
 
 
 def collect_runs(
@@ -92,7 +107,7 @@ def collect_runs(
     """The experiment's runs (sweep parents left out), best `metric` first, unscored last."""
     filter_string = ""
     if sweep is not None:
-        parent = _latest_sweep(client, experiment_id) if sweep == "latest" else sweep
+        parent = sweep_parent_id(client, experiment_id, sweep)
         filter_string = f"tags.`{PARENT_TAG}` = '{parent}'"
     runs = client.search_runs([experiment_id], filter_string=filter_string, max_results=10000)
     rows = []
@@ -144,10 +159,23 @@ def _fmt_duration(seconds: float | None) -> str:
 STATUS_STYLE = {"FINISHED": "green", "FAILED": "red", "RUNNING": "yellow", "KILLED": "red"}
 
 
+STATE_STYLE = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}
+
+
+def best_trial(rows: Sequence[RunRow]) -> RunRow | None:
+    """The best run that ran to its end (an Optuna search's best COMPLETE trial)."""
+    done = [r for r in rows if r.run.info.status == "FINISHED" and r.best is not None]
+    return done[0] if done else None  # rows come best first
+
+
 def runs_table(rows: Sequence[RunRow], metric: str, title: str) -> Table:
     params = differing_params(rows)
+    trials = any(TRIAL_TAG in r.run.data.tags for r in rows)  # an Optuna search's children
     table = Table(title=title)
     table.add_column("run")
+    if trials:
+        table.add_column("trial", justify="right")
+        table.add_column("state")
     for key in params:
         table.add_column(key)
     table.add_column(f"best {metric}", justify="right")
@@ -156,8 +184,18 @@ def runs_table(rows: Sequence[RunRow], metric: str, title: str) -> Table:
     table.add_column("status")
     for row in rows:
         status = row.run.info.status
+        state = row.run.data.tags.get(STATE_TAG, "RUNNING" if status == "RUNNING" else "-")
+        trial_cells = (
+            [
+                row.run.data.tags.get(TRIAL_TAG, "-"),
+                f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
+            ]
+            if trials
+            else []
+        )
         table.add_row(
             row.name,
+            *trial_cells,
             *(row.run.data.params.get(k, "-") for k in params),
             _fmt(row.best),
             _fmt(row.last),
@@ -198,7 +236,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--mode", choices=("max", "min"), default="max", help="higher or lower is better"
     )
-    parser.add_argument("--sweep", help="only this sweep's runs: its parent run id, or 'latest'")
+    parser.add_argument(
+        "--sweep",
+        help="only this sweep's runs: 'latest', an Optuna study's name, or the parent run id",
+    )
     parser.add_argument("--plot", type=Path, help="write the metric's curves to this PNG")
     parser.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else ./mlruns")
     return parser.parse_args(argv)
@@ -220,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"experiment {name!r} holds no runs")
         return 0
     console.print(runs_table(rows, args.metric, f"{len(rows)} runs of {name!r} ({uri})"))
+    best = best_trial(rows) if args.sweep is not None else None
+    if best is not None:
+        console.print(f"best: {best.name} ({args.metric} {_fmt(best.best)})", highlight=False)
     if args.plot is not None:
         console.print(f"plot: {plot_curves(rows, args.metric, args.plot)}")
     return 0

@@ -1,12 +1,12 @@
 """Every use of a library's private API, each behind one small adapter.
 
-Nothing else in seglab touches a private attribute of torch, Lightning or MLflow: an upgrade
+Nothing else in seglab touches a private attribute of torch, Lightning, MLflow or Optuna: an upgrade
 that moves one breaks here, and `tests/test_compat.py` exercises each adapter against the
 installed versions so that it fails with a message naming the attribute instead of a feature
 going quietly wrong (a resume that skips an epoch, metrics lost before a checkpoint, a sweep
 restarted on every DDP rank, bf16 never chosen).
 
-Written against torch 2.14.1, pytorch-lightning 2.6.6 and mlflow 3.17.2. The libraries are
+Written against torch 2.14.1, pytorch-lightning 2.6.6, mlflow 3.17.2 and optuna 5.0.0. The libraries are
 imported inside the functions: `seglab.resolvers` uses this module and is imported with
 `seglab` itself, which must stay cheap to import.
 """
@@ -144,3 +144,18 @@ def flush_async_logging(client: Any) -> None:
             "metrics queued for asynchronous logging are flushed before each checkpoint",
         )
     flush()
+
+
+# --- Optuna -----------------------------------------------------------------------------------
+# A job reports to the trial its sweeper asked for, found by number: Optuna's public API hands
+# out Trial objects only from `study.ask()`. optuna 5.0.0.
+def optuna_trial(study: Any, number: int) -> Any:
+    """Trial `number` of `study` as an `optuna.Trial` (report, should_prune, set_user_attr)."""
+    import optuna
+
+    try:
+        study_id = study._study_id
+    except AttributeError as error:
+        raise _missing("optuna", "Study._study_id", "a job cannot report to its trial") from error
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    return optuna.trial.Trial(study, trial_id)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from seglab.data.base import SKIPPED_KEY, BadSampleWarning, role_splits
 from seglab.data.instances import InstanceDataset, InstanceSpec, collate_instances
 from seglab.data.transforms import Steps, build_transform
+from seglab.data.workers import loader_context
 from seglab.errors import ConfigError
 
 TARGETS = ("masks", "instances")  # what a sample holds besides the image
@@ -127,6 +128,8 @@ class SegmentationDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            # inside a joblib (loky) job: the platform's start method, not loky's (workers.py)
+            multiprocessing_context=loader_context() if self.num_workers > 0 else None,
             collate_fn=collate_instances if self.instance_spec is not None else None,
         )
 

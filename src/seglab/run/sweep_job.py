@@ -2,7 +2,9 @@
 
 Hydra's sweepers re-raise a job's exception and stop the whole sweep; in a multirun a failing
 job (exception, user error, NaN objective) is instead recorded as a FAILED child run and
-reported to the sweeper as None, which Optuna counts as a failed trial.
+reported to the sweeper as None, which Optuna counts as a failed trial. A trial the pruner
+stopped ends KILLED with `seglab.trial_state=PRUNED` (the sweeper reads the pruning from the
+study's storage).
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from seglab.errors import user_error
+from seglab.search.job import current_trial, pruned_at
 from seglab.tasks.checkpoint import read_checkpoint
 from seglab.tracking.run_file import read_run_file
-from seglab.tracking.sweep import child_run_name, record_child_result, sweep_parent
+from seglab.tracking.sweep import (
+    TRIAL_TAG,
+    child_run_name,
+    job_number,
+    record_child_result,
+    sweep_parent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +102,15 @@ def sweep_job(fn: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
             hydra_cfg = HydraConfig.get()
             run = read_run_file(Path(cfg.paths.output_dir))
             run_id = run["run_id"] if run is not None else None
-            name = child_run_name(parent, list(hydra_cfg.overrides.task), int(hydra_cfg.job.num))
+            number = job_number(hydra_cfg)
+            name = child_run_name(parent, list(hydra_cfg.overrides.task), number)
+            tags = {"seglab.output_dir": str(cfg.paths.output_dir), MLFLOW_RUN_NAME: name}
+            trial = current_trial()  # an Optuna search's job: its trial (pruned or not)
+            if trial is not None:
+                tags[TRIAL_TAG] = str(number)
+            stopped = pruned_at(trial) if error is None else None
             record_child_result(
-                parent,
-                run_id,
-                value,
-                error,
-                run_name=name,
-                tags={"seglab.output_dir": str(cfg.paths.output_dir), MLFLOW_RUN_NAME: name},
+                parent, run_id, value, error, run_name=name, tags=tags, pruned_at=stopped
             )
         return None if error is not None else value
 
