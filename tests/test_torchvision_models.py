@@ -12,14 +12,11 @@ import torch
 import torchvision.models.segmentation as tv_seg
 from PIL import Image
 
-from seglab.cli.evaluate import evaluate
 from seglab.cli.predict import predict
-from seglab.cli.train import train
 from seglab.errors import ConfigError
-from seglab.export import export_checkpoint
 from seglab.models import build_torchvision_segmenter
-from tests.conftest import CONF_DIR, compose_entry, compose_train, new_store, run_entry_point
-from tests.test_architectures_e2e import RUN, _trainer_mask
+from tests.conftest import CONF_DIR, compose_entry, new_store, run_entry_point
+from tests.test_architectures_e2e import through_every_entry_point
 
 TORCHVISION_MODELS = sorted(
     p.stem
@@ -50,37 +47,9 @@ def test_torchvision_model_through_every_entry_point(
     model: str, precision: str, extra: list[str], tiny_synthetic_root: Path, store: str,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    out = tmp_path / "train"
-    cfg = compose_train(
-        [f"model={model}", f"trainer.precision={precision}", f"data.root={tiny_synthetic_root}",
-         f"logger.tracking_uri={store}", *RUN, *extra],
-        output_dir=out,
-    )  # fmt: skip
-    logged_miou = train(cfg)
-    ckpt = out / "checkpoints" / "last.ckpt"
-    assert logged_miou is not None and ckpt.is_file()
-    scored = evaluate(
-        compose_entry(
-            "eval",
-            [f"ckpt_path={ckpt}", "log_mlflow=false", "progress_bar=false", "data.num_workers=0"],
-            output_dir=tmp_path / "eval",
-        )
+    through_every_entry_point(
+        [f"model={model}", *extra], precision, tiny_synthetic_root, store, tmp_path
     )
-    assert scored["test/mIoU"] == pytest.approx(logged_miou, abs=1e-6)
-    image = next((tiny_synthetic_root / "VOCdevkit" / "VOC2012" / "JPEGImages").glob("*.jpg"))
-    masks = predict(
-        compose_entry(
-            "predict",
-            [f"ckpt_path={ckpt}", f"input={image}", f"output={tmp_path / 'pred'}",
-             "progress_bar=false"],
-            output_dir=tmp_path / "predict",
-        )
-    )  # fmt: skip
-    np.testing.assert_array_equal(
-        np.asarray(Image.open(masks[0])), _trainer_mask(ckpt, image, precision)
-    )
-    exported, _ = export_checkpoint(ckpt, "torchscript", output=tmp_path / "model.pt")
-    assert exported.is_file()  # parity with the checkpoint checked inside
 
 
 def test_aux_head_follows_aux_loss() -> None:
