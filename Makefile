@@ -8,8 +8,8 @@ MLFLOW_PORT ?= 5000
 .PHONY: train test lint format ui optuna-dashboard bench clean upgrade-deps
 
 LOCK := constraints.txt
-# A worker per core (pytest-xdist), each test module in one worker: tests/conftest.py says why.
-PYTEST_PARALLEL := -n auto --dist loadscope
+# A worker per core (pytest-xdist), the longest work first: tests/scheduling.py says how.
+PYTEST_PARALLEL := -n auto --dist loadscope --no-loadscope-reorder
 
 # (Re)create the virtual environment when it is missing or older than pyproject.toml or the
 # lock: the versions in constraints.txt are the ones the suite passed with.

@@ -20,6 +20,8 @@ from omegaconf import DictConfig
 
 from tests.stub_net import STUB_NET
 
+pytest_plugins = ["tests.scheduling"]  # the order work is handed to xdist workers
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
@@ -77,11 +79,10 @@ def tiny_run(
     return overrides
 
 
-# --- Parallel workers (pytest-xdist: `make test` runs `-n auto --dist loadscope`) -------------
+# --- Parallel workers (pytest-xdist; tests/scheduling.py shares the work out) ----------------
 # Most tests are torch on tiny tensors or entry-point subprocesses that import for seconds:
-# one process keeps less than one core busy, so the suite runs in one worker per core, each
-# module in one worker (its module-scoped runs are made once). MAX_WORKERS bounds the memory:
-# a worker holding the heaviest modules peaks near 3 GB.
+# one process keeps less than one core busy, so the suite runs in one worker per core.
+# MAX_WORKERS bounds the memory: a worker holding the heaviest modules peaks near 3 GB.
 MAX_WORKERS = 8
 WORKER_MEMORY = 3 * 2**30
 
