@@ -18,6 +18,8 @@ class SeglabPyfuncModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.predictor = ImagePredictor(context.artifacts[WEIGHTS_ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    # model_input is left unannotated: MLflow reads a type hint there as the input's schema
+    # (and warns on `Any`); the signature logged with the model says what it takes.
+    def predict(self, context, model_input, params: dict[str, Any] | None = None) -> Any:  # noqa: ANN001
         score_thresh = float((params or {}).get("score_thresh", DEFAULT_SCORE_THRESH))
         return self.predictor(model_input, score_thresh=score_thresh)
