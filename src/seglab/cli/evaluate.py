@@ -84,9 +84,14 @@ def _evaluate(cfg: DictConfig) -> dict[str, float]:
     rows = per_class_rows(metrics, task.class_names, matrix.numpy() if matrix is not None else None)
     overall = overall_metrics(metrics)
     out_dir = output_dir(cfg)
+    # A model_uri's weights were downloaded to a temporary folder: the URI says what was scored.
+    source = (
+        {"model_uri": cfg.model_uri}
+        if cfg.get("model_uri")
+        else {"ckpt_path": str(ckpt_path.resolve())}
+    )
     info = {
-        "ckpt_path": str(ckpt_path.resolve()) if not cfg.get("model_uri") else None,
-        "model_uri": cfg.get("model_uri"),
+        **source,
         "data": data_cfg["name"],
         "root": data_cfg.get("root"),
         "split": cfg.split,

@@ -8,7 +8,6 @@ A store that fails while the model is logged is a warning in the end-of-run summ
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 
@@ -31,7 +30,6 @@ class LogRunModel(Callback):
     def __init__(self, enabled: bool = True, register_as: str | None = None) -> None:
         self.enabled = enabled
         self.register_as = register_as or None
-        self.seconds: float | None = None  # how long logging took, for the tests' budget
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """A name holding other classes is refused before training, not after it."""
@@ -47,7 +45,6 @@ class LogRunModel(Callback):
         best = _best_checkpoint(trainer)
         if best is None:
             return
-        start = time.perf_counter()
         try:
             info = log_run_model(best[0], logger.run_id, logger.tracking_uri)
             if self.register_as:
@@ -67,7 +64,6 @@ class LogRunModel(Callback):
                 "the checkpoint itself is kept",
                 stacklevel=2,
             )
-        self.seconds = time.perf_counter() - start
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> tuple[Path, float | None] | None:
