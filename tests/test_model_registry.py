@@ -89,9 +89,7 @@ def test_a_name_holding_other_classes_is_refused(
     run = tiny_run(tiny_synthetic_root, log_model=True)
     args = [*run, f"logger.tracking_uri={uri}", f"logger.register_model={NAME}"]
     with pytest.raises(SystemExit) as stopped:
-        from seglab.cli.train import train as train_cli
-
-        train_cli(compose_train(args, output_dir=tmp_path / "run"))
+        train(compose_train(args, output_dir=tmp_path / "run"))
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert f"logger.register_model={NAME!r} holds a model of other classes (road, car)" in err
