@@ -46,6 +46,7 @@ def tiny_run(
     plots: bool = False,
     overlays: int | None = None,
     sanity_check: bool = False,
+    log_model: bool = False,
 ) -> list[str]:
     """The overrides of every tiny training run in the suite: the tiny synthetic set (at `root`),
     `epochs` epochs (of `train_batches`/`val_batches` batches when given), no progress bar or
@@ -55,6 +56,9 @@ def tiny_run(
     `stub`: the two-layer network of tests/stub_net.py, for tests about the pipeline; False keeps
     the config's real network, for tests about the network. Plots cost seconds and are logged
     only when asked for: `plots` as the config draws them, `overlays=n` with n overlay images.
+    `log_model`: log the best checkpoint as the run's MLflow model, as every user's run does
+    (off by default: the first model a process logs costs seconds, MLflow mapping the installed
+    packages for the model's requirements; tests/test_model_logging.py covers it).
     """
     overrides = [
         *TINY_DATA,
@@ -70,6 +74,8 @@ def tiny_run(
         overrides.append(f"trainer.limit_val_batches={val_batches}")
     if not sanity_check:
         overrides.append("trainer.num_sanity_val_steps=0")
+    if not log_model:
+        overrides.append("logger.log_model=false")
     if stub:
         overrides.extend(STUB_NET)
     if overlays is not None:
@@ -206,7 +212,8 @@ def run_entry_point(
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
     """One short `train.py` run (1 epoch, 64 px synthetic) shared by eval/predict/export tests.
 
-    Returns the checkpoint, its output dir, the MLflow store and the val/mIoU it logged last.
+    Returns the checkpoint, its output dir, the MLflow store and the val/mIoU it logged last;
+    the run logs its MLflow model (`runs:/<run_id>/model`), as a user's run does.
     """
     return shared_by_workers(
         tmp_path_factory, "tiny_ckpt", lambda tmp: _train_tiny_checkpoint(tmp, tiny_synthetic_root)
@@ -221,7 +228,7 @@ def _train_tiny_checkpoint(tmp: Path, tiny_synthetic_root: Path) -> dict:
     uri = new_store(tmp)
     # The real U-Net (its checkpoint feeds the eval, predict, export and checkpoint tests), at
     # 32-true on every CPU (test_architectures_e2e covers bf16-mixed).
-    run = tiny_run(tiny_synthetic_root, stub=False, overlays=0, sanity_check=True)
+    run = tiny_run(tiny_synthetic_root, stub=False, overlays=0, sanity_check=True, log_model=True)
     args = [*run, "trainer.accelerator=cpu", "trainer.devices=1", "optim.lr=0.001"]
     proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]

@@ -65,6 +65,7 @@ def chain(
         precision=request.param,
         overlays=2,
         sanity_check=True,
+        log_model=True,
     )
     args = [
         *run,
@@ -131,6 +132,9 @@ def test_resumed_run_finishes_as_one_mlflow_run_without_gaps_or_duplicates(chain
     assert len(lr_steps) == len(set(lr_steps)) == EPOCHS
     final = torch.load(chain["out"] / "checkpoints" / "last.ckpt", weights_only=True)
     assert final["epoch"] == EPOCHS and final["global_step"] == EPOCHS * BATCHES  # after the last
+    # The attempt that finished logged the run's MLflow model, once (killed ones log none).
+    (output,) = client.get_run(run.info.run_id).outputs.model_outputs
+    assert client.get_logged_model(output.model_id).name == "model"
 
 
 def test_no_credential_reaches_params_tags_or_artifacts(chain: dict, tmp_path: Path) -> None:

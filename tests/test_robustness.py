@@ -271,14 +271,16 @@ def test_store_failing_mid_run_keeps_training_and_its_checkpoints(
                 val_batches=1,
                 plots=True,
                 sanity_check=True,
+                log_model=True,
             ),
             f"logger.tracking_uri={uri}",
             "+callbacks.stop_store._target_=tests.test_robustness.StopStoreAfterFirstEpoch",
         ],
         output_dir=tmp_path / "out",
     )
-    try:
-        train(cfg)
+    try:  # the run's MLflow model cannot be logged either: a warning, the checkpoint kept
+        with pytest.warns(UserWarning, match=r"could not log the model of .*best\.ckpt"):
+            train(cfg)
     finally:
         _kill_server()
         STORE.clear()

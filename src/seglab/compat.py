@@ -159,3 +159,22 @@ def optuna_trial(study: Any, number: int) -> Any:
         raise _missing("optuna", "Study._study_id", "a job cannot report to its trial") from error
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study_id, number)
     return optuna.trial.Trial(study, trial_id)
+
+
+def use_tracking_uri(uri: str) -> Any:
+    """A context in which MLflow's fluent API (`mlflow.pyfunc.log_model`, `register_model`)
+    talks to `uri`, the run's store, and afterwards to whatever it talked to before.
+
+    mlflow 3.17.2's fluent model logging takes no tracking URI of its own; this is
+    `mlflow.tracking._tracking_service.utils._use_tracking_uri`.
+    """
+    from mlflow.tracking._tracking_service import utils
+
+    use = getattr(utils, "_use_tracking_uri", None)
+    if use is None:
+        raise _missing(
+            "mlflow",
+            "mlflow.tracking._tracking_service.utils._use_tracking_uri",
+            "a run's model is logged into the run's own store",
+        )
+    return use(uri)

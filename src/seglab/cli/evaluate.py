@@ -12,8 +12,9 @@ from rich.console import Console
 
 from seglab.cli.eval_report import eval_tables, overall_metrics, per_class_rows, write_reports
 from seglab.data.base import role_splits
-from seglab.errors import report_user_errors
+from seglab.errors import ConfigError, report_user_errors
 from seglab.run.context import hydra_overrides, output_dir
+from seglab.serving.model_uri import checkpoint_from_model_uri
 from seglab.tasks.checkpoint import (
     check_class_count,
     checkpoint_precision,
@@ -49,7 +50,18 @@ def chosen_model(cfg: DictConfig, data: dict[str, Any]) -> dict[str, Any] | None
 
 @report_user_errors
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Run the test loop of the checkpoint's task on `split`; print, save, log and return it."""
+    """Run the test loop of the checkpoint's task on `split`; print, save, log and return it.
+    `model_uri=` (an MLflow model seglab logged) stands for `ckpt_path=`."""
+    if not cfg.get("ckpt_path") and not cfg.get("model_uri"):
+        raise ConfigError(
+            "ckpt_path= is missing: give a seglab checkpoint, or model_uri= (runs:/<run id>/model, "
+            "models:/<name>@champion)"
+        )
+    with checkpoint_from_model_uri(cfg):
+        return _evaluate(cfg)
+
+
+def _evaluate(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = Path(cfg.ckpt_path)
     ckpt = read_checkpoint(ckpt_path)
     hparams = ckpt["hyper_parameters"]
@@ -72,8 +84,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     rows = per_class_rows(metrics, task.class_names, matrix.numpy() if matrix is not None else None)
     overall = overall_metrics(metrics)
     out_dir = output_dir(cfg)
+    # A model_uri's weights were downloaded to a temporary folder: the URI says what was scored.
+    source = (
+        {"model_uri": cfg.model_uri}
+        if cfg.get("model_uri")
+        else {"ckpt_path": str(ckpt_path.resolve())}
+    )
     info = {
-        "ckpt_path": str(ckpt_path.resolve()),
+        **source,
         "data": data_cfg["name"],
         "root": data_cfg.get("root"),
         "split": cfg.split,
@@ -84,7 +102,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     console = Console()
     split = data_cfg["splits"]["test"]
     named = f" ({split})" if split != cfg.split else ""
-    console.print(f"checkpoint: {ckpt_path}  data: {data_cfg['name']}  split: {cfg.split}{named}")
+    source = cfg.get("model_uri") or ckpt_path
+    console.print(f"checkpoint: {source}  data: {data_cfg['name']}  split: {cfg.split}{named}")
     for table in eval_tables(overall, rows):
         console.print(table)
     console.print(f"written: {', '.join(str(f) for f in files)}")

@@ -18,17 +18,18 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
-from pytorch_lightning.plugins.precision import Precision
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from seglab.cli.predict_instances import detect_at_source, write_instance_outputs
+from seglab.cli.predict_instances import write_instance_outputs
 from seglab.data.io import read_image
 from seglab.errors import ConfigError, report_user_errors
+from seglab.inference.at_source import detect_at_source, predict_logits
 from seglab.inference.images import find_inputs
 from seglab.inference.precision import precision_plugin
 from seglab.inference.view import ValidationView
 from seglab.resolvers import auto_precision
+from seglab.serving.model_uri import checkpoint_from_model_uri
 from seglab.tasks.base import SegmentationTask
 from seglab.tasks.checkpoint import checkpoint_precision, load_task, read_checkpoint
 from seglab.tasks.pretrained import pretrained_task
@@ -58,27 +59,14 @@ def _task_and_precision(
         return task, checkpoint_precision(ckpt, device)
     if not cfg.get("model"):
         raise ConfigError(
-            "ckpt_path= is missing: give a seglab checkpoint, or a pretrained torchvision model "
+            "ckpt_path= is missing: give a seglab checkpoint, model_uri= (a logged seglab model, "
+            "runs:/<run id>/model or models:/<name>@champion), or a pretrained torchvision model "
             "(model=fcn model.weights=<torchvision name or file>)"
         )
     model = OmegaConf.to_container(cfg.model, resolve=True)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     task = pretrained_task(model, data, infer).to(device)  # type: ignore[arg-type]
     return task, auto_precision(device)
-
-
-@torch.no_grad()
-def predict_logits(
-    task: Any, image: np.ndarray, view: ValidationView, plugin: Precision
-) -> tuple[torch.Tensor, str]:
-    """K×H×W float32 logits at the image's own size, and the inference mode used ("whole" or
-    "slide"): the image as validation sees it, through the task's inference settings, at the
-    plugin's precision (the map back to the image's size in float32, outside it)."""
-    canvas, placement = view(image)
-    with plugin.forward_context():
-        logits = task.infer(plugin.convert_input(canvas[None].to(task.device)))[0].float()
-    mode = "slide" if task.infer_settings.slides(*canvas.shape[-2:]) else "whole"
-    return placement.to_source(logits), mode
 
 
 def _write_outputs(
@@ -101,7 +89,13 @@ def _write_outputs(
 
 @report_user_errors
 def predict(cfg: DictConfig) -> list[Path]:
-    """Segment every input image; returns the mask paths. A summary CSV lists class shares."""
+    """Segment every input image; returns the mask paths. A summary CSV lists class shares.
+    `model_uri=` (an MLflow model seglab logged) stands for `ckpt_path=`."""
+    with checkpoint_from_model_uri(cfg):
+        return _predict(cfg)
+
+
+def _predict(cfg: DictConfig) -> list[Path]:
     if not 0 <= cfg.alpha <= 1:
         raise ConfigError(f"alpha={cfg.alpha}; expected a value in [0, 1]")
     inputs = find_inputs(str(cfg.input))

@@ -19,39 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
-from pytorch_lightning.plugins.precision import Precision
 from torch import Tensor
 
-from seglab.inference.view import ValidationView
 from seglab.tasks.base import SegmentationTask
 from seglab.tasks.instance import paste_instances
 from seglab.visualize import draw_instances, palette_array
-
-
-@torch.no_grad()
-def detect_at_source(
-    task: SegmentationTask, image: np.ndarray, view: ValidationView, plugin: Precision
-) -> dict[str, Tensor]:
-    """The task's detections on the image as validation sees it, mapped back to the image:
-    masks [N,H,W] resized, boxes moved and scaled (float32, CPU)."""
-    canvas, placement = view(image)
-    with plugin.forward_context():
-        (found,) = task.detect([plugin.convert_input(canvas.to(task.device))])
-    masks = found["masks"].float().cpu()
-    if len(masks):
-        masks = placement.to_source(masks)
-    height, width = placement.source
-    scale = torch.tensor(
-        [width / placement.width, height / placement.height] * 2, dtype=torch.float32
-    )
-    offset = torch.tensor([placement.left, placement.top] * 2, dtype=torch.float32)
-    boxes = (found["boxes"].float().cpu() - offset) * scale
-    return {
-        "boxes": boxes,
-        "classes": found["classes"].cpu(),
-        "scores": found["scores"].float().cpu(),
-        "masks": masks.reshape(-1, height, width),
-    }
 
 
 def coco_results(
