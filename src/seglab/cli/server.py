@@ -27,6 +27,7 @@ AUTH_CONFIG = "basic_auth.ini"
 # The auth app's CSRF key, shared by the server's workers: the user's, else a new one each start.
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 DEFAULT_PERMISSION = "NO_PERMISSIONS"
+AUTH_CACHE_TTL_S = 60
 
 
 def auth_config(root: Path, admin_username: str) -> str:
@@ -37,6 +38,10 @@ def auth_config(root: Path, admin_username: str) -> str:
         f"database_uri = sqlite:///{root / 'basic_auth.db'}\n"
         f"admin_username = {admin_username}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # A checked password is trusted for this long (per worker) instead of re-hashing it on
+        # every request: each logged metric batch is a request, and PBKDF2 per request made a
+        # tiny run ~3x slower. A revoked password may work on other workers for up to that.
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_S}\n"
     )
 
 

@@ -2,8 +2,8 @@
 
 MLflow's own `SystemMetricsMonitor` samples in a daemon thread and logs `system/...` metrics;
 this callback starts it when a stage sets up and stops it (joining the thread) when the stage
-tears down, which Lightning does on success, error and interrupt alike, so no thread outlives
-the run. Steps continue from the run's last system step, so `resume=` extends the same curves.
+tears down or, on an error or interrupt (Ctrl-C, SIGTERM), when Lightning reports the exception,
+so no thread outlives the run. Steps continue from the run's last system step, so `resume=` extends the same curves.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ class SystemMetrics(pl.Callback):
         self.monitor.start()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.stop()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        # Lightning skips teardown on errors and interrupts; this runs before the run is closed.
         self.stop()
 
     def stop(self) -> None:
