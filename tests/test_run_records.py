@@ -152,3 +152,11 @@ def test_experiments_open_in_the_model_training_view(recorded: dict) -> None:
     other = client.create_experiment("chosen", tags={EXPERIMENT_KIND_TAG: "finetuning"})
     mark_model_training(client, other)
     assert client.get_experiment(other).tags[EXPERIMENT_KIND_TAG] == "finetuning"
+
+
+def test_a_bad_sampling_interval_names_the_key() -> None:
+    from seglab.errors import ConfigError
+    from seglab.tracking.system_metrics import SystemMetrics
+
+    with pytest.raises(ConfigError, match="logger.system_metrics_interval=0"):
+        SystemMetrics(0)
