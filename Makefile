@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
 
-.PHONY: train test lint format ui optuna-dashboard bench clean upgrade-deps
+.PHONY: train test lint format ui server optuna-dashboard bench clean upgrade-deps
 
 LOCK := constraints.txt
 # A worker per core (pytest-xdist), the longest work first: tests/scheduling.py says how.
@@ -45,11 +45,20 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The MLflow UI over the project's embedded store, on loopback only.
+# The MLflow UI over the project's embedded store, on loopback only; prints each experiment's
+# link in the model-training view (README "The model-training view").
+MLFLOW_STORE ?= $(CURDIR)/mlruns
 ui: $(STAMP)
-	mkdir -p mlruns
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
-		--host 127.0.0.1 --port $(MLFLOW_PORT)
+	$(BIN)/python -m seglab.cli.ui --store $(MLFLOW_STORE) --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+# A team's tracking server, locked by MLflow's basic-auth app (README "A team server"):
+# MLFLOW_AUTH_ADMIN_PASSWORD=... make server [SERVER_HOST=10.0.0.5] [SERVER_PORT=5001]
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 5001
+SERVER_ROOT ?= $(CURDIR)/mlserver
+server: $(STAMP)
+	$(BIN)/python -m seglab.cli.server --root $(SERVER_ROOT) --host $(SERVER_HOST) \
+		--port $(SERVER_PORT) $(SERVER_ARGS)
 
 # An Optuna study's trials, their curves and parameter importances, on loopback only. The default
 # is the default study's storage; another: make optuna-dashboard OPTUNA_STORAGE=sqlite:///...

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from seglab.tracking.views import run_url
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -27,6 +28,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 WAIT_S = 90  # page loads on a loaded 2-core machine
@@ -143,3 +145,123 @@ def test_ui_lists_the_sweep_and_draws_a_val_miou_chart(
     chrome.save_screenshot(str(chart))
     assert chart.stat().st_size > 10_000
     print(f"screenshots: {listing} {chart}")
+
+
+# --- The model-training view through `make ui` (issue 16, item 6) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def recorded_store(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path) -> dict:
+    """A 2-epoch run with overlays every epoch in its own embedded store (as `make ui` reads)."""
+    from tests.conftest import new_store, run_entry_point, tiny_run
+
+    tmp = tmp_path_factory.mktemp("ui_store")
+    store = tmp / "mlruns"
+    uri = new_store(store)
+    args = [*tiny_run(tiny_synthetic_root, epochs=2, overlays=2, log_model=True)]
+    args.append("callbacks.mlflow_artifacts.every_n_epochs=1")
+    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name("synthetic").experiment_id
+    (run,) = client.search_runs([experiment_id])
+    (model,) = client.search_logged_models([experiment_id])
+    return {"store": store, "uri": uri, "run": run, "model": model}
+
+
+@pytest.fixture(scope="module")
+def make_ui(recorded_store: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """`make ui` (its command, as make prints it) over the recorded store; yields the link it
+    printed for the experiment."""
+    import os
+    import shlex
+    import signal
+
+    port = _free_port()
+    printed = subprocess.run(
+        ["make", "-n", "ui", f"BIN={Path(sys.executable).parent}",
+         f"MLFLOW_STORE={recorded_store['store']}", f"MLFLOW_PORT={port}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    command = shlex.split(next(line for line in printed.splitlines() if "seglab.cli.ui" in line))
+    log = tmp_path_factory.mktemp("make_ui") / "ui.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"make ui did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        links = [line for line in log.read_text().splitlines() if line.startswith("synthetic: ")]
+        yield {"url": url, "link": links[0].split(": ", 1)[1] if links else None}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_make_ui_link_opens_the_model_training_view(
+    chrome: webdriver.Chrome, make_ui: dict, recorded_store: dict, tmp_path: Path
+) -> None:
+    run = recorded_store["run"]
+    experiment_id = run.info.experiment_id
+    link = make_ui["link"]
+    assert link == (
+        f"{make_ui['url']}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    )
+    wait = WebDriverWait(chrome, WAIT_S)
+
+    # The runs table (not the GenAI overview), with the run and its Dataset column.
+    chrome.get(link)
+    wait.until(lambda d: run.info.run_name in _body(d))
+    body = _body(chrome)
+    assert "Dataset" in body and "Detect issues in your traces" not in body
+    wait.until(lambda d: "synthetic/train" in _body(d) or "synthetic/val" in _body(d))
+    chrome.save_screenshot(str(tmp_path / "runs_table.png"))
+
+    # The run's charts: val/mIoU drawn, and the overlays' image chart with a step slider that
+    # reaches the last epoch (step 1).
+    chrome.get(_run_page(make_ui["url"], experiment_id, run.info.run_id))
+    search = wait.until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
+    )
+    search.send_keys("val/mIoU")
+    wait.until(lambda d: f"{run.info.run_name} (val/mIoU)" in _body(d))
+    traces = wait.until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer path.js-line")
+    )
+    assert traces and all(t.get_attribute("d") for t in traces)
+    search.send_keys(Keys.CONTROL, "a")  # the UI keeps the search across page loads: replace it
+    search.send_keys("val_overlays")
+    assert search.get_attribute("value") == "val_overlays"
+    # The slider of the chart titled val_overlays (the closest box holding title and slider).
+    in_chart = "//*[text()='val_overlays']/ancestor::*[.//*[@role='slider']][1]//*[@role='slider']"
+    sliders = wait.until(lambda d: d.find_elements(By.XPATH, in_chart))
+    steps = [(s.get_attribute("aria-valuemin"), s.get_attribute("aria-valuemax")) for s in sliders]
+    assert ("0", "1") in steps, steps
+    chrome.save_screenshot(str(tmp_path / "run_charts.png"))
+    print(f"screenshots: {tmp_path / 'runs_table.png'} {tmp_path / 'run_charts.png'}")
+
+    # The run's logged model, listed on its overview and linked to the model's page.
+    model = recorded_store["model"]
+    chrome.get(run_url(make_ui["url"], experiment_id, run.info.run_id))
+    links = wait.until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"a[href*='models/{model.model_id}']")
+    )
+    assert any(model.name in link.text for link in links), [link.text for link in links]
+    chrome.save_screenshot(str(tmp_path / "run_overview.png"))
+
+
+def _run_page(base: str, experiment_id: str, run_id: str) -> str:
+    return run_url(base, experiment_id, run_id, "model-metrics")

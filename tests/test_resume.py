@@ -128,6 +128,11 @@ def test_resumed_run_finishes_as_one_mlflow_run_without_gaps_or_duplicates(chain
     for key in ("val/mIoU", "val/loss", "train/loss"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert sorted(steps) == epoch_steps, (key, steps)
+    # System metrics continue across the attempts: one point per step, none twice (the SIGTERM'd
+    # attempt logs its last point when Lightning reports the interrupt).
+    cpu = client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")
+    cpu_steps = sorted(m.step for m in cpu)
+    assert len(cpu_steps) >= 2 and cpu_steps == list(range(len(cpu_steps))), cpu_steps
     lr_steps = [m.step for m in client.get_metric_history(run.info.run_id, "lr-AdamW")]
     assert len(lr_steps) == len(set(lr_steps)) == EPOCHS
     final = torch.load(chain["out"] / "checkpoints" / "last.ckpt", weights_only=True)

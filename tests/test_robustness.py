@@ -193,7 +193,7 @@ def test_make_ui_binds_loopback_only() -> None:
         ["make", "-n", "ui"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     commands = proc.stdout.replace("\\\n", " ").splitlines()
-    command = next(line for line in commands if "mlflow ui" in line)
+    command = next(line for line in commands if "seglab.cli.ui" in line)
     assert "--host 127.0.0.1" in command
     assert "0.0.0.0" not in proc.stdout
 

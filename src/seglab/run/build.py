@@ -24,6 +24,7 @@ from seglab.tracking.provenance import provenance_tags
 from seglab.tracking.secrets import redact_params
 from seglab.tracking.store import check_tracking_store, resolve_tracking_uri
 from seglab.tracking.sweep import child_logger_kwargs
+from seglab.tracking.system_metrics import SystemMetrics
 
 # The data config keys every task reads (the whole data config travels in each checkpoint, so
 # eval/predict can rebuild the dataset and its normalisation from the checkpoint alone).
@@ -84,6 +85,8 @@ def build_trainer(cfg: DictConfig, logger: SeglabMLFlowLogger | None) -> pl.Trai
     ]
     if logger is None:  # Lightning refuses a learning-rate monitor without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    if logger is not None and cfg.logger.get("system_metrics", False):
+        callbacks.append(SystemMetrics(cfg.logger.get("system_metrics_interval", 10)))
     if cfg.trainer.get("enable_progress_bar") is False:  # ... and a progress bar when told none
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     trainer: pl.Trainer = hydra.utils.instantiate(

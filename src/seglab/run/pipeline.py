@@ -17,9 +17,12 @@ from seglab.run.build import build
 from seglab.run.prepare import Prepared, prepare
 from seglab.run.resume import CONFIG_FILE, reopen_run
 from seglab.run.sweep_job import optimized_value
+from seglab.tracking.auth import refused_as_error
+from seglab.tracking.lineage import log_splits
 from seglab.tracking.logger import SeglabMLFlowLogger
 from seglab.tracking.run_file import write_run_file
 from seglab.tracking.secrets import masked_paths, redact_config
+from seglab.tracking.views import mark_model_training
 
 # metrics[OBJECTIVE]: `optimized_metric`'s best value (its last one when no checkpoint monitors
 # it), NaN when never logged: what a sweeper optimises.
@@ -52,7 +55,12 @@ def open_run(prepared: Prepared, objects: dict[str, Any]) -> None:
     if logger is not None and resumed is not None and resumed.run_id is not None:
         reopen_run(logger, resumed)
     elif logger is not None:
-        start_tracking(logger, prepared.container, prepared.out_dir)
+        with refused_as_error(logger.tracking_uri):
+            start_tracking(logger, prepared.container, prepared.out_dir)
+        mark_model_training(logger.experiment, logger.experiment_id)
+        data = prepared.container["data"]
+        splits = {"train": datamodule.train_dataset, "val": datamodule.val_dataset}
+        log_splits(logger, splits, data["name"], data["root"])
 
 
 def run(prepared: Prepared, objects: dict[str, Any]) -> None:

@@ -19,6 +19,9 @@ from seglab.visualize import denormalize
 class MLflowArtifacts(pl.Callback):
     """Confusion matrix + prediction overlays every N val epochs, best checkpoint at the end.
 
+    Each refresh replaces the latest PNG under `plots/` and adds a step (the epoch) to the
+    run's image series `val_overlays` and `confusion_matrix`, which the UI shows on a slider.
+
     Works through the task interface (`SegmentationTask`): overlays draw the task's
     `instance_overlays` (each instance in its own colour with class and score) when it has
     them, else its `class_maps`.
@@ -54,6 +57,7 @@ class MLflowArtifacts(pl.Callback):
                     matrix.numpy(), data["class_names"], Path(tmp) / "confusion_matrix.png"
                 )
                 logger.log_artifact(str(path), "plots")
+                logger.log_image_step(str(path), "confusion_matrix", trainer.current_epoch)
             dataset = (
                 getattr(trainer.datamodule, "val_dataset", None) if trainer.datamodule else None
             )
@@ -67,6 +71,7 @@ class MLflowArtifacts(pl.Callback):
                     path = self._grid(pl_module, samples, data, Path(tmp) / "val_overlays.png")
                 pl_module.train(was_training)
                 logger.log_artifact(str(path), "plots")
+                logger.log_image_step(str(path), "val_overlays", trainer.current_epoch)
 
     @staticmethod
     def _rgb(sample: dict[str, Any], data: dict[str, Any]) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from mlflow.entities import Param
+from PIL import Image
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -57,6 +58,21 @@ class SeglabMLFlowLogger(MLFlowLogger):
             warnings.warn(
                 f"MLflow could not store {local_path} ({type(error).__name__}: {error}); "
                 "the file itself is kept",
+                stacklevel=2,
+            )
+
+    @rank_zero_only
+    def log_image_step(self, local_path: str, key: str, step: int) -> None:
+        """A PNG as step `step` of the run's image series `key` (the UI's image slider); a
+        store failure warns, like `log_artifact`."""
+        try:
+            with Image.open(local_path) as image:
+                self.experiment.log_image(self.run_id, image.convert("RGB"), key=key, step=step)
+        except Exception as error:  # noqa: BLE001 - a tracking outage must not end training
+            self.store_errors.append(f"storing image {key} step {step}: {type(error).__name__}")
+            warnings.warn(
+                f"MLflow could not store image {key} at step {step} "
+                f"({type(error).__name__}: {error}); the file itself is kept",
                 stacklevel=2,
             )
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from seglab.errors import SeglabError, TrackingStoreError
 from seglab.tracking.secrets import redact_text
+from seglab.tracking.views import model_training_tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -70,7 +71,9 @@ def get_or_create_experiment(
     experiment = client.get_experiment_by_name(name)
     if experiment is not None and experiment.lifecycle_stage != "deleted":
         return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location)
+    return client.create_experiment(
+        name, artifact_location=artifact_location, tags=model_training_tags()
+    )
 
 
 def _where(uri: str) -> str:
