@@ -16,7 +16,7 @@ from seglab.cli.evaluate import evaluate
 from seglab.cli.predict import predict
 from seglab.cli.train import train
 from seglab.data.folder import FolderDataset
-from seglab.data.stats import dataset_stats
+from seglab.data.stats import main as stats_main
 from seglab.errors import BadSampleError, DatasetNotFoundError, report_user_errors
 from tests.conftest import compose_entry, compose_train, new_store, run_entry_point, tiny_run
 from tests.datasets import FOLDER_CLASSES, make_folder
@@ -27,7 +27,8 @@ SIZE = ["data.image_size=48", "data.crop_size=32", "data.num_workers=0", "data.b
 
 
 def _folder_overrides(root: Path, store: str) -> list[str]:
-    return ["data=folder", f"data.root={root}", *RUN, *SIZE, f"logger.tracking_uri={store}"]
+    cache = f"data.cache_dir={root.parent / 'cache'}"
+    return ["data=folder", f"data.root={root}", *RUN, *SIZE, cache, f"logger.tracking_uri={store}"]
 
 
 def _eval_and_predict(ckpt: Path, root: Path, tmp: Path) -> tuple[dict, np.ndarray, Path]:
@@ -70,7 +71,8 @@ def test_index_masks_train_eval_predict_from_the_readme_command(tmp_path: Path) 
         assert mask.shape == source.size[::-1] and set(np.unique(mask)) <= {0, 1, 2}
 
 
-def test_rgb_colour_masks_train_eval_predict_and_stats(tmp_path: Path) -> None:
+def test_rgb_colour_masks_train_eval_predict_and_stats(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the store's artifacts (./mlruns) stay in the test's folder
     root = make_folder(tmp_path / "colour", colour=True)
     store = new_store(tmp_path / "store")
     cfg = compose_train(
@@ -82,8 +84,11 @@ def test_rgb_colour_masks_train_eval_predict_and_stats(tmp_path: Path) -> None:
     _, ids = reader.load(0)
     rgb = np.asarray(Image.open(reader.sample_paths(0)["mask"]))
     np.testing.assert_array_equal(np.array(list(FOLDER_CLASSES.values()))[ids], rgb)
-    stats = dataset_stats(cfg.data)
-    assert stats["images"] == 8 and all(p > 0 for p in stats["pixels"])
+    # README: `python -m seglab.data.stats data=folder data.root=...` (its main, in process).
+    stats_main(["data=folder", f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}"])
+    table = capsys.readouterr().out
+    assert "images: 8, ignored pixels: 0" in table
+    assert all(re.search(rf"\b{name}\s+[1-9]", table) for name in FOLDER_CLASSES), table
     miou = train(cfg)
     scored, mask, _ = _eval_and_predict(
         tmp_path / "t" / "checkpoints" / "last.ckpt", root, tmp_path
@@ -92,7 +97,10 @@ def test_rgb_colour_masks_train_eval_predict_and_stats(tmp_path: Path) -> None:
     assert set(np.unique(mask)) <= {0, 1, 2}
 
 
-def test_mask_rcnn_trains_on_connected_components_of_the_folder(tmp_path: Path) -> None:
+def test_mask_rcnn_trains_on_connected_components_of_the_folder(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # MLflow's default store (./mlruns) stays in the test's folder
     from seglab.run.pipeline import train as fit
     from tests.test_mask_rcnn_train import TINY_MASK_RCNN
 
