@@ -279,3 +279,31 @@ ROOT_MAKERS = {
     "ccp": lambda root: make_ccp(root)[0],
     "lits": lambda root: make_lits(root)[0],
 }
+
+
+# --- data=folder: a user's own images/ + masks/ ----------------------------------------------
+FOLDER_CLASSES = {"background": [0, 0, 0], "cat": [255, 0, 0], "dog": [0, 0, 255]}
+
+
+def make_folder(root: Path, n: int = 10, colour: bool = False, size: int = 48) -> Path:
+    """`root/images/<name>.jpg|png` + `root/masks/<name>.png` with 3 classes: index masks with a
+    classes.txt, or (colour) RGB colour masks with a classes.yaml of name: [r, g, b]. Sizes vary
+    (the val pipeline resizes and pads them); a subfolder holds some of the pairs."""
+    rng = np.random.default_rng(RNG_SEED)
+    colours = np.array(list(FOLDER_CLASSES.values()), dtype=np.uint8)
+    for i in range(n):
+        name = f"sub/img_{i:02d}" if i % 4 == 3 else f"img_{i:02d}"
+        h, w = size, size + 8 * (i % 3)
+        mask = _blobs(rng, h, w, [1, 2])
+        image = _image(rng, h, w) // 2
+        image[mask == 1, 0] = 250  # a learnable cue: cats are red, dogs blue
+        image[mask == 2, 2] = 250
+        suffix = ".png" if i % 2 else ".jpg"
+        (_png if suffix == ".png" else _jpeg)(root / "images" / f"{name}{suffix}", image)
+        _png(root / "masks" / f"{name}.png", colours[mask] if colour else mask)
+    if colour:
+        lines = [f"{name}: [{r}, {g}, {b}]" for name, (r, g, b) in FOLDER_CLASSES.items()]
+        (root / "classes.yaml").write_text("\n".join(lines) + "\n")
+    else:
+        (root / "classes.txt").write_text("\n".join(FOLDER_CLASSES) + "\n")
+    return root

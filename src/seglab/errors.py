@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from hydra.errors import InstantiationException
+from omegaconf.errors import InterpolationResolutionError
 from rich.console import Console
 
 T = TypeVar("T")
@@ -70,7 +71,9 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
-        except (SeglabError, InstantiationException) as error:
+        # Hydra wraps errors raised while instantiating, OmegaConf those of a resolver
+        # (data=folder's class list): either way the SeglabError inside is the message.
+        except (SeglabError, InstantiationException, InterpolationResolutionError) as error:
             found = user_error(error)
             if found is None:
                 raise

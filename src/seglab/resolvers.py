@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
 
 from seglab import visualize
 from seglab.compat import cpu_has_native_bf16 as _cpu_has_native_bf16  # tests patch it here
+from seglab.errors import ConfigError
 
 
 def auto_precision(accelerator: str = "auto") -> str:
@@ -61,9 +63,90 @@ def class_range(n: int) -> list[int]:
     return list(range(int(n)))
 
 
+# --- data=folder: the classes of a user's folder (classes.yaml / classes.txt in data.root) ---
+CLASS_FILES = ("classes.yaml", "classes.yml", "classes.txt")
+
+
+def _class_file(root: Path) -> Path | None:
+    return next((root / n for n in CLASS_FILES if (root / n).is_file()), None)
+
+
+def _read_class_file(path: Path) -> tuple[list[str], list[list[int]] | None]:
+    """(names, colours or None) from classes.yaml (a list of names, or name: [r, g, b]) or
+    classes.txt (one name per line)."""
+    if path.suffix == ".txt":
+        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        return names, None
+    import yaml
+
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if isinstance(content, list) and all(isinstance(n, str | int) for n in content):
+        return [str(n) for n in content], None
+    if isinstance(content, dict):
+        colours = [_colour(c, path, name) for name, c in content.items()]
+        return [str(n) for n in content], colours
+    raise ConfigError(
+        f"{path}: expected a list of class names or a mapping name: [r, g, b], got "
+        f"{type(content).__name__}"
+    )
+
+
+def _colour(value: Any, path: Path, name: Any) -> list[int]:
+    if (
+        not isinstance(value, Sequence)
+        or len(value) != 3
+        or not all(isinstance(v, int) and 0 <= v <= 255 for v in value)
+    ):
+        raise ConfigError(f"{path}: class {name!r}: colour {value!r} is not [r, g, b] in 0..255")
+    return [int(v) for v in value]
+
+
+def folder_classes(root: str) -> list[str]:
+    """`data.class_names` of data=folder unless the config sets them: the root's class file."""
+    if not Path(root).expanduser().is_dir():
+        raise ConfigError(f"data=folder: data.root={root} is not a directory")
+    path = _class_file(Path(root).expanduser())
+    if path is None:
+        raise ConfigError(
+            f"data=folder: no class list: set data.class_names=[background,...] or put "
+            f"classes.yaml or classes.txt in {root}"
+        )
+    names, _ = _read_class_file(path)
+    if not names:
+        raise ConfigError(f"{path}: no class names in it")
+    return names
+
+
+def folder_palette(root: str, class_names: Sequence[str]) -> list[list[int]]:
+    """`data.palette`: the colours of classes.yaml when it has them, else the VOC colormap."""
+    path = _class_file(Path(root).expanduser())
+    if path is not None:
+        names, colours = _read_class_file(path)
+        if colours is not None and list(names) == list(class_names):
+            return colours
+    return voc_palette(len(class_names))
+
+
+def count(items: Sequence[Any]) -> int:
+    """`${seglab.len:${data.class_names}}`: data.num_classes from the class list."""
+    return len(items)
+
+
+def thing_classes(num_classes: int) -> list[int]:
+    """Every class but 0 (background): the default objects of a user's folder (model=mask_rcnn)."""
+    return list(range(1, int(num_classes)))
+
+
 def register_resolvers() -> None:
     """Idempotent: safe to call from every entry point and test."""
     OmegaConf.register_new_resolver("seglab.auto_precision", auto_precision, replace=True)
     OmegaConf.register_new_resolver("seglab.voc_palette", voc_palette, replace=True)
     OmegaConf.register_new_resolver("seglab.range", class_range, replace=True)
     OmegaConf.register_new_resolver("seglab.training_side", training_side, replace=True)
+    OmegaConf.register_new_resolver("seglab.folder_classes", folder_classes, replace=True)
+    OmegaConf.register_new_resolver("seglab.folder_palette", folder_palette, replace=True)
+    OmegaConf.register_new_resolver("seglab.len", count, replace=True)
+    OmegaConf.register_new_resolver("seglab.things", thing_classes, replace=True)

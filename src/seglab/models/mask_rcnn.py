@@ -14,6 +14,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.ops import FrozenBatchNorm2d
 
 from seglab.errors import ConfigError
+from seglab.models.weights_file import is_weights_file, load_weights_file
 
 VARIANTS = ("maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn", "resnet_fpn")
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -66,6 +67,11 @@ def build_mask_rcnn(
         )
     if not thing_classes:
         raise ConfigError("data.instance.thing_classes is empty: Mask R-CNN needs object classes")
+    if is_weights_file(weights) or is_weights_file(weights_backbone):
+        return _from_files(
+            thing_classes, variant, backbone, weights, weights_backbone, trainable_backbone_layers,
+            **kwargs,
+        )  # fmt: skip
     classes = detector_num_classes(thing_classes)
     kwargs = {"image_mean": [0.0, 0.0, 0.0], "image_std": [1.0, 1.0, 1.0], **kwargs}
     try:
@@ -111,4 +117,42 @@ def build_mask_rcnn(
         ) from error
     if weights is not None:
         _replace_heads(model, classes)
+    return model
+
+
+# The detector's class-sized layers: a whole-model file trained on other classes (COCO's 91)
+# leaves them as built for the data's classes, as torchvision's named weights do.
+_CLASS_HEADS = ("roi_heads.box_predictor.", "roi_heads.mask_predictor.mask_fcn_logits.")
+_BACKBONE_LAYERS = ("layer4", "layer3", "layer2", "layer1", "conv1")
+
+
+def _from_files(
+    thing_classes: Sequence[int],
+    variant: str,
+    backbone: str,
+    weights: str | None,
+    weights_backbone: str | None,
+    trainable_backbone_layers: int | None,
+    **kwargs: Any,
+) -> MaskRCNN:
+    """`model.weights` / `model.weights_backbone` given as local files: the network built as from
+    scratch, the files loaded into it (the whole model, or the ResNet under the FPN), and the
+    backbone frozen below `trainable_backbone_layers` (torchvision's 3 for pretrained ones)."""
+    for key, value in (("weights", weights), ("weights_backbone", weights_backbone)):
+        if value is not None and not is_weights_file(value):
+            raise ConfigError(
+                f"model.{key}={value!r}: give both weights as files, or both as torchvision names"
+            )
+    model = build_mask_rcnn(thing_classes, variant, backbone, None, None, None, **kwargs)
+    if weights_backbone is not None:
+        what = f"the {backbone if variant == 'resnet_fpn' else 'resnet50'} under the FPN"
+        load_weights_file(model.backbone.body, weights_backbone, "weights_backbone", what)
+    if weights is not None:
+        load_weights_file(model, weights, "weights", f"Mask R-CNN {variant}", _CLASS_HEADS)
+    layers = 3 if trainable_backbone_layers is None else int(trainable_backbone_layers)
+    if not 0 <= layers <= 5:
+        raise ConfigError(f"model.trainable_backbone_layers={layers}; expected 0..5")
+    trained = _BACKBONE_LAYERS[:layers] + (("bn1",) if layers == 5 else ())
+    for name, parameter in model.backbone.body.named_parameters():
+        parameter.requires_grad_(name.startswith(trained))
     return model

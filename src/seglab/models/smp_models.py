@@ -8,6 +8,7 @@ import segmentation_models_pytorch as smp
 from torch import nn
 
 from seglab.errors import ConfigError
+from seglab.models.weights_file import is_weights_file, load_weights_file
 
 _OFFLINE_HINT = (
     "model.encoder_weights={weights!r} needs the pretrained weights of encoder {encoder!r}, "
@@ -47,13 +48,20 @@ def build_smp_model(
     num_classes: int = 2,
     **kwargs: Any,
 ) -> nn.Module:
-    """`smp.create_model` with errors that name the config key at fault."""
+    """`smp.create_model` with errors that name the config key at fault. `encoder_weights`:
+    smp's name (imagenet, ...; downloaded) or the path of a saved encoder / timm / torchvision
+    state dict (read offline, see seglab.models.weights_file)."""
     if arch.lower() not in smp.MODEL_ARCHITECTURES_MAPPING:
         known = ", ".join(sorted(smp.MODEL_ARCHITECTURES_MAPPING))
         raise ConfigError(
             f"model.arch={arch!r} is not an smp architecture; expected one of: {known}"
         )
     check_encoder(encoder)
+    if is_weights_file(encoder_weights):
+        # A local file: the encoder built as from scratch, then the file's tensors loaded.
+        model = build_smp_model(arch, encoder, None, in_channels, num_classes, **kwargs)
+        load_weights_file(model.encoder, encoder_weights, "encoder_weights", f"encoder {encoder!r}")
+        return model
     try:
         return smp.create_model(
             arch,

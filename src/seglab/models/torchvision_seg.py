@@ -7,14 +7,13 @@ network mapping an image to logits. `TorchvisionSegmenter` gives them that, and 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import torch
 import torchvision.models.segmentation as tv_seg
 from torch import Tensor, nn
 
 from seglab.errors import ConfigError
+from seglab.models.weights_file import is_weights_file, read_state_dict
 
 # model.arch -> the backbones torchvision builds it with (builder: <arch>_<backbone>).
 BACKBONES = {
@@ -58,32 +57,6 @@ class TorchvisionSegmenter(nn.Module):
         return outputs["out"], outputs.get("aux")
 
 
-def _is_file(weights: str | None) -> bool:
-    """Whether model.weights names a file (else torchvision's weights enum name)."""
-    if weights is None:
-        return False
-    return Path(weights).suffix in {".pth", ".pt"} or "/" in weights or Path(weights).exists()
-
-
-def read_state_dict(path: str, key: str) -> dict[str, Tensor]:
-    """A saved state dict (or a {"state_dict": ...} / {"model": ...} wrapper), safely loaded."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"model.{key}={path!r}: no such file (a saved state dict of the model)")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means the same here
-        raise ConfigError(
-            f"model.{key}={path!r} cannot be opened as a state dict: {error}"
-        ) from error
-    for wrapper in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ConfigError(f"model.{key}={path!r} holds no state dict (name → tensor)")
-    return state
-
-
 def _replace_heads(model: nn.Module, num_classes: int) -> None:
     """Pretrained heads (21 VOC classes) swapped for ones sized to the data (fine-tuning)."""
     for name in HEADS:
@@ -116,7 +89,7 @@ def _build(
     builder: Any, weights: str | None, backbone_weights: str | None, aux: bool, classes: int
 ) -> nn.Module:
     """torchvision's builder; a local `weights` file is loaded after building the same layout."""
-    if not _is_file(weights):
+    if not is_weights_file(weights):
         return builder(
             weights=weights,
             weights_backbone=backbone_weights,
@@ -173,7 +146,7 @@ def build_torchvision_segmenter(
     if aux and arch == "lraspp":
         raise ConfigError("model.aux_loss: LR-ASPP has no auxiliary head; set model.aux_loss=null")
     builder = getattr(tv_seg, f"{arch}_{backbone}")
-    backbone_name = None if _is_file(weights_backbone) else weights_backbone
+    backbone_name = None if is_weights_file(weights_backbone) else weights_backbone
     try:
         model = _build(builder, weights, backbone_name, aux, num_classes)
     except (OSError, RuntimeError) as error:  # download or hub failures
@@ -188,7 +161,7 @@ def build_torchvision_segmenter(
             f"model.weights={weights!r} / model.weights_backbone={weights_backbone!r} are not "
             f"torchvision weights of {builder.__name__} (try DEFAULT, or a file path): {error}"
         ) from error
-    if _is_file(weights_backbone):
+    if is_weights_file(weights_backbone):
         _load_backbone(model, weights_backbone)
     if weights is not None:
         _replace_heads(model, num_classes)
