@@ -4,7 +4,7 @@ Hydra's sweepers re-raise a job's exception and stop the whole sweep; in a multi
 job (exception, user error, NaN objective) is instead recorded as a FAILED child run and
 reported to the sweeper as None, which Optuna counts as a failed trial. A trial the pruner
 stopped ends KILLED with `seglab.trial_state=PRUNED` (the sweeper reads the pruning from the
-study's storage).
+study's storage). A SLURM job the scheduler stopped stays KILLED (see seglab.run.slurm).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+import signal
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +38,24 @@ from seglab.tracking.sweep import (
 )
 
 log = logging.getLogger(__name__)
+
+SIGTERM_EXIT = 128 + signal.SIGTERM  # train.py's exit status after a SIGTERM
+
+
+def in_slurm_job() -> bool:
+    return "SLURM_JOB_ID" in os.environ
+
+
+def slurm_tags() -> dict[str, str]:
+    """Which SLURM job ran the child (as squeue/scontrol name it) and how often it was requeued."""
+    if not in_slurm_job():
+        return {}
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job = f"{array_job}_{task}" if array_job and task else os.environ["SLURM_JOB_ID"]
+    return {
+        "seglab.slurm_job_id": job,
+        "seglab.slurm_restarts": os.environ.get("SLURM_RESTART_COUNT", "0"),
+    }
 
 
 def _checkpoint_score(ckpt: ModelCheckpoint) -> float | None:
@@ -94,6 +114,12 @@ def sweep_job(fn: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
         except (Exception, SystemExit) as exc:
             if isinstance(exc, SystemExit) and exc.code in (0, None):
                 raise
+            if isinstance(exc, SystemExit) and exc.code == SIGTERM_EXIT and in_slurm_job():
+                # The scheduler stopped the job (preempted, requeued, cancelled, out of time):
+                # the run saved last.ckpt and is KILLED. A requeued job continues it; one
+                # ended for good is recorded by the launcher (seglab.run.slurm) with SLURM's
+                # reason. No result is returned, so submitit does not see the job as done.
+                raise
             error = _describe(exc)
             log.error("job failed, the sweep goes on:\n%s", traceback.format_exc())
         if error is None and (value is None or not math.isfinite(value)):
@@ -105,6 +131,7 @@ def sweep_job(fn: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
             number = job_number(hydra_cfg)
             name = child_run_name(parent, list(hydra_cfg.overrides.task), number)
             tags = {"seglab.output_dir": str(cfg.paths.output_dir), MLFLOW_RUN_NAME: name}
+            tags.update(slurm_tags())
             trial = current_trial()  # an Optuna search's job: its trial (pruned or not)
             if trial is not None:
                 tags[TRIAL_TAG] = str(number)

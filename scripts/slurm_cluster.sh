@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A one-machine SLURM cluster on 127.0.0.1 for the tests (tests/test_slurm.py) and for trying the
+# cluster recipes of the README: munge, slurmctld and one slurmd, no systemd, no cgroups, no
+# accounting.
+#   scripts/slurm_cluster.sh start    install (Debian/Ubuntu slurm-wlm + munge) if missing, then start
+#   scripts/slurm_cluster.sh stop     stop the daemons this script started
+#   scripts/slurm_cluster.sh status   exit 0 when the partition answers
+# Idempotent: `start` on a running cluster only checks it. Needs root (or passwordless sudo) to
+# install and to run slurmd. State lives in $SEGLAB_SLURM_DIR (default /tmp/seglab-slurm).
+set -euo pipefail
+
+DIR=${SEGLAB_SLURM_DIR:-/tmp/seglab-slurm}
+PARTITION=${SEGLAB_SLURM_PARTITION:-debug}
+CPUS=${SEGLAB_SLURM_CPUS:-2}
+NODE=$(hostname -s)
+CONF=$DIR/slurm.conf
+export SLURM_CONF=$CONF
+
+have() { command -v "$1" >/dev/null 2>&1; }
+die() { echo "slurm_cluster.sh: $*" >&2; exit 1; }
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if have sudo && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO="__none__"; fi
+fi
+
+install() {
+  have slurmctld && have slurmd && have munged && have sbatch && return 0
+  have apt-get || die "no apt-get here; install slurm-wlm and munge yourself"
+  [ "$SUDO" != "__none__" ] || die "installing slurm-wlm needs root (no passwordless sudo)"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # The packages' postinst scripts try to start services through systemd/invoke-rc.d, which a
+  # container lacks: policy-rc.d tells them not to.
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  $SUDO apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null \
+    || { $SUDO rm -f /usr/sbin/policy-rc.d; die "apt-get install slurm-wlm munge failed"; }
+  $SUDO rm -f /usr/sbin/policy-rc.d
+}
+
+write_conf() {
+  mkdir -p "$DIR"/{ctld,d,log}
+  # The memory slurmd sees on this node (MB), so jobs' --mem requests fit.
+  local mem
+  mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
+  cat >"$CONF" <<CONF
+# Written by scripts/slurm_cluster.sh: one node, one partition, on 127.0.0.1.
+ClusterName=seglab
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldPort=${SEGLAB_SLURM_CTLD_PORT:-6817}
+SlurmdPort=${SEGLAB_SLURM_D_PORT:-6818}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+# A requeued job waits cred_expire seconds before it may start again (default 120).
+AuthInfo=cred_expire=5
+StateSaveLocation=$DIR/ctld
+SlurmdSpoolDir=$DIR/d
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+# No systemd or cgroups in a container: processes tracked by parent pid, no task binding.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SwitchType=switch/none
+MpiDefault=none
+LaunchParameters=use_interactive_step
+SchedulerType=sched/builtin
+# Pending jobs (a requeued one) looked at every second, not every minute.
+SchedulerParameters=sched_interval=1
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+# Short times, so a time limit, a requeue and a cancel take seconds, not minutes.
+OverTimeLimit=0
+KillWait=5
+MinJobAge=300
+MessageTimeout=10
+SlurmctldTimeout=10
+SlurmdTimeout=30
+InactiveLimit=0
+JobRequeue=1
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$mem State=UNKNOWN
+PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+CONF
+}
+
+up() { sinfo -h -p "$PARTITION" -o '%a %t' 2>/dev/null | grep -Eq '^up (idle|mix|alloc)'; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+
+start() {
+  install
+  if up; then exit 0; fi
+  write_conf
+  # munge: a key once, then the daemon (its socket is where slurm looks for it by default).
+  if ! munge -n >/dev/null 2>&1; then
+    [ -s /etc/munge/munge.key ] || $([ "$SUDO" = "__none__" ] || echo "$SUDO") mungekey -c -f -k /etc/munge/munge.key 2>/dev/null \
+      || dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
+    chown munge:munge /etc/munge/munge.key 2>/dev/null || true
+    chmod 400 /etc/munge/munge.key
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
+    if id munge >/dev/null 2>&1; then
+      su -s /bin/sh munge -c "munged" 2>/dev/null || munged --force
+    else
+      munged --force
+    fi
+    for _ in $(seq 50); do munge -n >/dev/null 2>&1 && break; sleep 0.1; done
+    munge -n >/dev/null 2>&1 || die "munged did not start"
+  fi
+  pid_alive "$DIR/slurmctld.pid" || slurmctld -f "$CONF" || die "slurmctld did not start (see $DIR/log/slurmctld.log)"
+  pid_alive "$DIR/slurmd.pid" || slurmd -f "$CONF" || die "slurmd did not start (see $DIR/log/slurmd.log)"
+  for _ in $(seq 150); do
+    if up; then
+      echo "slurm_cluster.sh: partition $PARTITION up on 127.0.0.1 (conf $CONF)"
+      exit 0
+    fi
+    sleep 0.2
+  done
+  scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+  for _ in $(seq 50); do up && exit 0; sleep 0.2; done
+  die "the partition $PARTITION did not come up (see $DIR/log/)"
+}
+
+stop() {
+  [ -f "$CONF" ] || exit 0
+  scancel --full --quiet -p "$PARTITION" 2>/dev/null || true
+  for daemon in slurmd slurmctld; do
+    pid_alive "$DIR/$daemon.pid" && kill "$(cat "$DIR/$daemon.pid" 2>/dev/null)" 2>/dev/null || true
+  done
+  for _ in $(seq 50); do
+    pid_alive "$DIR/slurmd.pid" || pid_alive "$DIR/slurmctld.pid" || break
+    sleep 0.1
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) up ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
