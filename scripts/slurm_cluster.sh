@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A one-machine SLURM cluster on 127.0.0.1 for the tests (tests/test_slurm.py) and for trying the
-# cluster recipes of the README: munge, slurmctld and one slurmd, no systemd, no cgroups, no
-# accounting.
+# cluster recipes of the README: munge, slurmctld and two slurmd posing as two nodes (node1,
+# node2; SEGLAB_SLURM_NODES), no systemd, no cgroups, no accounting.
 #   scripts/slurm_cluster.sh start    install (Debian/Ubuntu slurm-wlm + munge) if missing, then start
 #   scripts/slurm_cluster.sh stop     stop the daemons this script started
 #   scripts/slurm_cluster.sh status   exit 0 when the partition answers
@@ -11,8 +11,10 @@ set -euo pipefail
 
 DIR=${SEGLAB_SLURM_DIR:-/tmp/seglab-slurm}
 PARTITION=${SEGLAB_SLURM_PARTITION:-debug}
-CPUS=${SEGLAB_SLURM_CPUS:-2}
-NODE=$(hostname -s)
+CPUS=${SEGLAB_SLURM_CPUS:-2}  # per node
+NODES=${SEGLAB_SLURM_NODES:-2}  # slurmd daemons on this machine, each posing as a node
+HOST=$(hostname -s)
+NODE_NAMES=$(seq -f "node%g" -s , 1 "$NODES")
 CONF=$DIR/slurm.conf
 export SLURM_CONF=$CONF
 
@@ -46,20 +48,20 @@ write_conf() {
   cat >"$CONF" <<CONF
 # Written by scripts/slurm_cluster.sh: one node, one partition, on 127.0.0.1.
 ClusterName=seglab
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=${SEGLAB_SLURM_CTLD_PORT:-6817}
-SlurmdPort=${SEGLAB_SLURM_D_PORT:-6818}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 # A requeued job waits cred_expire seconds before it may start again (default 120).
 AuthInfo=cred_expire=5
 StateSaveLocation=$DIR/ctld
-SlurmdSpoolDir=$DIR/d
 SlurmctldPidFile=$DIR/slurmctld.pid
-SlurmdPidFile=$DIR/slurmd.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
+# Several slurmd on one host (%n: the node's name), each on its own port below.
+SlurmdSpoolDir=$DIR/d/%n
+SlurmdPidFile=$DIR/slurmd-%n.pid
+SlurmdLogFile=$DIR/log/slurmd-%n.log
 # No systemd or cgroups in a container: processes tracked by parent pid, no task binding.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -75,23 +77,30 @@ SchedulerParameters=sched_interval=1
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
-# Short times, so a time limit, a requeue and a cancel take seconds, not minutes.
+# Short times, so a time limit and a requeue take seconds, not minutes.
 OverTimeLimit=0
-KillWait=5
+KillWait=30  # SIGTERM → SIGKILL: time to save last.ckpt and close the MLflow run
 MinJobAge=300
 MessageTimeout=10
 SlurmctldTimeout=10
 SlurmdTimeout=30
 InactiveLimit=0
 JobRequeue=1
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$mem State=UNKNOWN
-PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+$(for i in $(seq 1 "$NODES"); do
+    echo "NodeName=node$i NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$((${SEGLAB_SLURM_D_PORT:-6818} + i - 1)) CPUs=$CPUS RealMemory=$mem State=UNKNOWN"
+  done)
+PartitionName=$PARTITION Nodes=$NODE_NAMES Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
 }
 
-up() { sinfo -h -p "$PARTITION" -o '%a %t' 2>/dev/null | grep -Eq '^up (idle|mix|alloc)'; }
-
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+
+# Up: our slurmctld runs (sinfo alone waits a minute for a controller that is not there), the
+# partition answers and all its nodes are usable.
+up() {
+  [ -f "$CONF" ] && pid_alive "$DIR/slurmctld.pid" \
+    && [ "$(sinfo -h -p "$PARTITION" -t idle,mix,alloc -o '%D %a' 2>/dev/null)" = "$NODES up" ]
+}
 
 start() {
   install
@@ -114,7 +123,10 @@ start() {
     munge -n >/dev/null 2>&1 || die "munged did not start"
   fi
   pid_alive "$DIR/slurmctld.pid" || slurmctld -f "$CONF" || die "slurmctld did not start (see $DIR/log/slurmctld.log)"
-  pid_alive "$DIR/slurmd.pid" || slurmd -f "$CONF" || die "slurmd did not start (see $DIR/log/slurmd.log)"
+  for name in ${NODE_NAMES//,/ }; do
+    pid_alive "$DIR/slurmd-$name.pid" || slurmd -N "$name" -f "$CONF" \
+      || die "slurmd $name did not start (see $DIR/log/slurmd-$name.log)"
+  done
   for _ in $(seq 150); do
     if up; then
       echo "slurm_cluster.sh: partition $PARTITION up on 127.0.0.1 (conf $CONF)"
@@ -122,7 +134,7 @@ start() {
     fi
     sleep 0.2
   done
-  scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+  scontrol update nodename="$NODE_NAMES" state=resume >/dev/null 2>&1 || true
   for _ in $(seq 50); do up && exit 0; sleep 0.2; done
   die "the partition $PARTITION did not come up (see $DIR/log/)"
 }
@@ -130,11 +142,14 @@ start() {
 stop() {
   [ -f "$CONF" ] || exit 0
   scancel --full --quiet -p "$PARTITION" 2>/dev/null || true
-  for daemon in slurmd slurmctld; do
-    pid_alive "$DIR/$daemon.pid" && kill "$(cat "$DIR/$daemon.pid" 2>/dev/null)" 2>/dev/null || true
+  local pids=("$DIR"/slurmd-*.pid "$DIR/slurmctld.pid")
+  for pid in "${pids[@]}"; do
+    pid_alive "$pid" && kill "$(cat "$pid" 2>/dev/null)" 2>/dev/null || true
   done
   for _ in $(seq 50); do
-    pid_alive "$DIR/slurmd.pid" || pid_alive "$DIR/slurmctld.pid" || break
+    local alive=0
+    for pid in "${pids[@]}"; do pid_alive "$pid" && alive=1; done
+    [ $alive = 0 ] && break
     sleep 0.1
   done
 }

@@ -18,6 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, new_store, run_multirun, tiny_run
+from tests.test_ddp import DDP_JOB, SAME_NUMERICS, _assert_same_val_metrics
 
 SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
 PARTITION = "debug"
@@ -59,7 +60,10 @@ def slurm() -> Iterator[dict[str, str]]:
     os.environ["SLURM_CONF"] = conf
     print(f"SLURM cluster up in {time.monotonic() - started:.1f} s (was up: {was_up})")
     try:
-        yield {**env, "SLURM_CONF": conf}
+        # Jobs start in the submitting dir (a tmp dir): the stub network's `tests` package is
+        # found through PYTHONPATH, as a user's own code would be.
+        paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        yield {**env, "SLURM_CONF": conf, "PYTHONPATH": os.pathsep.join(paths)}
     finally:
         if previous is None:
             os.environ.pop("SLURM_CONF", None)
@@ -96,9 +100,9 @@ def test_cluster_script_is_idempotent(slurm: dict[str, str]) -> None:
     assert time.monotonic() - started < 10
     assert _cluster("status", slurm).returncode == 0
     info = subprocess.run(
-        ["sinfo", "-h", "-o", "%P %a %c"], capture_output=True, text=True, check=True
+        ["sinfo", "-h", "-o", "%P %a %c %D"], capture_output=True, text=True, check=True
     )
-    assert info.stdout.split() == [f"{PARTITION}*", "up", "2"]
+    assert info.stdout.split() == [f"{PARTITION}*", "up", "2", "2"]  # 2 nodes of 2 CPUs
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +256,48 @@ def test_unreachable_cluster_stops_before_anything_is_recorded(
     assert "error: hydra/launcher=slurm: cannot reach the SLURM cluster: " in proc.stderr
     assert "Traceback" not in proc.stderr
     assert MlflowClient(uri).get_experiment_by_name("synthetic") is None
+
+
+@pytest.mark.slow
+def test_plain_srun_on_two_nodes_is_one_run(
+    slurm: dict[str, str], tmp_path: Path, tiny_synthetic_root: Path
+) -> None:
+    """The README's `srun --nodes=2 --ntasks=2 python train.py trainer=ddp_cpu ...` on the two
+    slurmd of the local cluster: srun starts one rank per node (Lightning reads them from SLURM's
+    environment); one MLflow run, one output dir, metrics equal to a one-process validation."""
+    uri = new_store(tmp_path)
+    out = tmp_path / "run"
+    cmd = [
+        "srun",
+        f"--partition={PARTITION}",
+        "--nodes=2",
+        "--ntasks=2",
+        sys.executable,
+        str(ROOT / "train.py"),
+        *DDP_JOB,
+        "trainer.precision=32-true",
+        "trainer.devices=1",
+        "trainer.num_nodes=2",
+        f"data.root={tiny_synthetic_root}",
+        f"hydra.run.dir={out}",
+    ]
+    # The local cluster's node names (node1, node2) are not host names: the ranks meet on
+    # loopback (on a real cluster Lightning takes the first node of SLURM_NODELIST).
+    env = {
+        **os.environ,
+        **slurm,
+        **SAME_NUMERICS,
+        "MASTER_ADDR": "127.0.0.1",
+        "MLFLOW_TRACKING_URI": uri,
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in log  # the second task was rank 1, not a new run
+    client = MlflowClient(uri)
+    (only,) = client.search_runs([client.get_experiment_by_name("synthetic").experiment_id])
+    assert only.info.status == "FINISHED"
+    assert only.data.params["trainer.num_nodes"] == "2"
+    assert sorted(p.parent for p in tmp_path.rglob("mlflow_run.json")) == [out]
+    _assert_same_val_metrics(only, out / "checkpoints" / "last.ckpt", tiny_synthetic_root, tmp_path)

@@ -222,7 +222,7 @@ class SlurmLauncher(SubmititSlurmLauncher):
         results = []
         reasons = wait_for_jobs(jobs)
         for offset, (job, overrides, reason) in enumerate(
-            zip(jobs, job_overrides, reasons, strict=True)
+            zip(jobs, job_overrides, reasons, strict=False)
         ):
             num = initial_job_idx + offset
             if reason is None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -131,14 +132,16 @@ def sweep_job(fn: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
             number = job_number(hydra_cfg)
             name = child_run_name(parent, list(hydra_cfg.overrides.task), number)
             tags = {"seglab.output_dir": str(cfg.paths.output_dir), MLFLOW_RUN_NAME: name}
-            tags.update(slurm_tags())
             trial = current_trial()  # an Optuna search's job: its trial (pruned or not)
             if trial is not None:
                 tags[TRIAL_TAG] = str(number)
             stopped = pruned_at(trial) if error is None else None
-            record_child_result(
+            run_id = record_child_result(
                 parent, run_id, value, error, run_name=name, tags=tags, pruned_at=stopped
             )
+            client = MlflowClient(parent.tracking_uri)
+            for key, tag in slurm_tags().items():
+                client.set_tag(run_id, key, tag)
         return None if error is not None else value
 
     return wrapper
