@@ -88,7 +88,8 @@ def _children(uri: str) -> tuple[object, dict[str, object]]:
     return parent, children
 
 
-def _epochs(uri: str, run_id: str) -> list[int]:
+def _steps(uri: str, run_id: str) -> list[int]:
+    """The steps at which val/mIoU was logged."""
     history = MlflowClient(uri).get_metric_history(run_id, "val/mIoU")
     return sorted(m.step for m in history)
 
@@ -131,7 +132,7 @@ def test_sweep_jobs_run_under_srun_as_children_of_one_parent(unet_fpn_sweep: dic
     )
     for num, child in children.items():
         assert child.info.status == "FINISHED"
-        assert _epochs(uri, child.info.run_id) == [0, 1]  # every epoch, once
+        assert _steps(uri, child.info.run_id) == [0, 1]  # every epoch (of one batch), once
         # Run by SLURM (its job id on the child), as one srun task of the submitted script.
         job = child.data.tags["seglab.slurm_job_id"]
         assert job == job_ids[num]
@@ -156,19 +157,24 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
 def preempted_sweep(
     slurm: dict[str, str], tmp_path_factory: pytest.TempPathFactory, tiny_synthetic_root: Path
 ) -> dict:
-    """Three jobs: #0 requeued (`scontrol requeue`, as a preemption does) after its first
-    checkpoint, #1 cancelled for good (`scancel`), #2 failing (a negative learning rate)."""
+    """Four jobs, once each has a checkpoint: #0 requeued (`scontrol requeue`, as a preemption
+    does), #1 cancelled for good (`scancel`), #2 warned of its time limit (the `--signal=USR2`
+    SLURM sends `signal_delay_s` before it), #3 failing (a negative learning rate)."""
     tmp = tmp_path_factory.mktemp("slurm_requeue")
     uri = new_store(tmp)
     sweep_dir = tmp / "sweep"
-    args = [*ON_TEST_CLUSTER, "optim.lr=0.01,0.02,-1", *tiny_run(tiny_synthetic_root, epochs=8)]
+    args = [
+        *ON_TEST_CLUSTER,
+        "optim.lr=0.01,0.02,0.03,-1",
+        *tiny_run(tiny_synthetic_root, epochs=8),
+    ]
     cmd = [sys.executable, str(ROOT / "train.py"), "-m", *args, f"hydra.sweep.dir={sweep_dir}"]
     env = {**os.environ, **slurm, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1"}
     log = tmp / "sweep.log"
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            for num in (0, 1):
+            for num in (0, 1, 2):
                 _wait_for(sweep_dir / str(num) / "checkpoints" / "last.ckpt", proc)
             jobs = {
                 int(p.name.rsplit("_", 1)[1]): p.name
@@ -177,6 +183,7 @@ def preempted_sweep(
             }
             subprocess.run(["scontrol", "requeue", jobs[0]], check=True)
             subprocess.run(["scancel", jobs[1]], check=True)
+            subprocess.run(["scancel", "--signal=USR2", jobs[2]], check=True)
             proc.wait(timeout=600)
         finally:
             if proc.poll() is None:
@@ -186,24 +193,30 @@ def preempted_sweep(
 
 
 @pytest.mark.slow
-def test_requeued_job_continues_its_run_and_output_dir(preempted_sweep: dict) -> None:
+@pytest.mark.parametrize(
+    ("num", "cause"),
+    [(0, "requeued SLURM job (restart 1)"), (2, "time limit near (signal 12), requeueing it")],
+    ids=["scontrol-requeue", "time-limit-signal"],
+)
+def test_requeued_job_continues_its_run_and_output_dir(
+    preempted_sweep: dict, num: int, cause: str
+) -> None:
     uri, sweep_dir = preempted_sweep["uri"], preempted_sweep["sweep_dir"]
     parent, children = _children(uri)
-    requeued = children[0]
+    requeued = children[num]
     assert requeued.info.status == "FINISHED"
-    assert _epochs(uri, requeued.info.run_id) == list(range(8))  # one point per epoch
+    # One point per epoch, none twice: 3 steps (batches) an epoch, logged at the epoch's end.
+    assert _steps(uri, requeued.info.run_id) == [3 * epoch + 2 for epoch in range(8)]
     assert requeued.data.tags["seglab.resumed"] == "1"  # the same MLflow run, continued
     assert requeued.data.tags["seglab.slurm_restarts"] == "1"
     assert "seglab.failure" not in requeued.data.tags
-    assert requeued.data.tags["seglab.output_dir"] == str(sweep_dir / "0")
+    assert "seglab.error" not in requeued.data.tags
+    assert requeued.data.tags["seglab.output_dir"] == str(sweep_dir / str(num))
     # One output dir per job: the restarted attempt found its own, nothing else was made.
-    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()) == [
-        "0",
-        "1",
-        "2",
-    ]
-    job_log = (sweep_dir / ".submitit" / preempted_sweep["jobs"][0]).glob("*_log.err")
-    text = "".join(p.read_text() for p in job_log)
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
+    job_dir = sweep_dir / ".submitit" / preempted_sweep["jobs"][num]
+    text = "".join(p.read_text() for p in job_dir.glob("*_log.*"))  # stdout and stderr
+    assert cause in text
     assert "interrupted (SIGTERM)" in text and "requeued SLURM job (restart 1)" in text
 
 
@@ -211,19 +224,20 @@ def test_requeued_job_continues_its_run_and_output_dir(preempted_sweep: dict) ->
 def test_cancelled_and_failed_jobs_and_the_parent(preempted_sweep: dict) -> None:
     uri = preempted_sweep["uri"]
     parent, children = _children(uri)
-    cancelled, failed = children[1], children[2]
+    cancelled, failed = children[1], children[3]
     assert cancelled.info.status == "KILLED"
     job = preempted_sweep["jobs"][1]
     assert (
         cancelled.data.tags["seglab.error"] == f"SLURM job {job} ended CANCELLED without a result"
     )
     assert cancelled.data.tags["seglab.failure"] == "interrupted (SIGTERM)"
-    assert len(_epochs(uri, cancelled.info.run_id)) < 8
+    assert len(_steps(uri, cancelled.info.run_id)) < 8
     assert failed.info.status == "FAILED"
     assert "Invalid learning rate: -1" in failed.data.tags["seglab.error"]
-    # The parent: finished, with the one job that finished as the best.
+    # The parent: finished, with the best of the two jobs that finished.
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["seglab.best_run_id"] == children[0].info.run_id
+    best = max((children[0], children[2]), key=lambda c: c.data.metrics["best/val/mIoU"])
+    assert parent.data.tags["seglab.best_run_id"] == best.info.run_id
 
 
 def test_missing_partition_stops_before_anything_is_recorded(
@@ -262,8 +276,8 @@ def test_unreachable_cluster_stops_before_anything_is_recorded(
 def test_plain_srun_on_two_nodes_is_one_run(
     slurm: dict[str, str], tmp_path: Path, tiny_synthetic_root: Path
 ) -> None:
-    """The README's `srun --nodes=2 --ntasks=2 python train.py trainer=ddp_cpu ...` on the two
-    slurmd of the local cluster: srun starts one rank per node (Lightning reads them from SLURM's
+    """The README's `srun --nodes=2 --ntasks-per-node=1 python train.py trainer=ddp_cpu ...` on
+    the two slurmd of the local cluster: srun starts one rank per node (Lightning reads them from SLURM's
     environment); one MLflow run, one output dir, metrics equal to a one-process validation."""
     uri = new_store(tmp_path)
     out = tmp_path / "run"
@@ -271,7 +285,7 @@ def test_plain_srun_on_two_nodes_is_one_run(
         "srun",
         f"--partition={PARTITION}",
         "--nodes=2",
-        "--ntasks=2",
+        "--ntasks-per-node=1",  # Lightning refuses a bare --ntasks
         sys.executable,
         str(ROOT / "train.py"),
         *DDP_JOB,

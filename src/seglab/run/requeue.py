@@ -34,3 +34,9 @@ def requeued_run_dir(cfg: DictConfig) -> Path | None:
     if (out_dir / CONFIG_FILE).is_file() and (out_dir / LAST_CHECKPOINT).is_file():
         return out_dir
     return None
+
+
+def slurm_job_id() -> str:
+    """This job's id as scontrol takes it (`<array job>_<task>` for a task of an array)."""
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array_job}_{task}" if array_job and task else os.environ["SLURM_JOB_ID"]

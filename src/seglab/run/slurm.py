@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from omegaconf import DictConfig, OmegaConf
 
 from seglab.errors import ConfigError, report_user_errors
+from seglab.run.requeue import slurm_job_id
 from seglab.tracking.run_file import read_run_file
 from seglab.tracking.sweep import SweepParent, child_run_name
 
@@ -192,9 +194,32 @@ def wait_for_jobs(jobs: Sequence[Any]) -> list[str | None]:
     return [ended[index] for index in range(len(jobs))]
 
 
+def requeue_before_time_limit(signum: int, frame: object) -> None:
+    """The time-limit warning (`--signal=USR2@signal_delay_s`): requeue the job, as a
+    preemption does. SLURM then sends SIGTERM, the run saves last.ckpt, and the restarted job
+    continues it (seglab.run.requeue). Rank 0 alone asks."""
+    if os.environ.get("SLURM_PROCID", "0") != "0":
+        return
+    job = slurm_job_id()
+    log.warning("job %s: time limit near (signal %d), requeueing it", job, signum)
+    subprocess.run(["scontrol", "requeue", job], check=False, timeout=SLURM_TIMEOUT_S)
+
+
 class SlurmLauncher(SubmititSlurmLauncher):
     """hydra-submitit-launcher's SLURM launcher; a job the cluster ended without a result is a
-    KILLED child (with SLURM's reason), reported to the sweeper as None, as failed jobs are."""
+    KILLED child (with SLURM's reason), reported to the sweeper as None, as failed jobs are.
+
+    In the job, the time-limit warning requeues the job instead of submitit's own handler,
+    which would stop the training without a checkpoint (it exits from inside the signal
+    handler) and leave a FAILED child behind.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        import submitit
+
+        usr_signal = submitit.JobEnvironment._usr_sig()  # USR2 unless SUBMITIT_PREEMPT_SIGNAL
+        signal.signal(usr_signal, requeue_before_time_limit)
+        return super().__call__(*args, **kwargs)
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int

@@ -27,6 +27,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from seglab.errors import user_error
+from seglab.run.requeue import slurm_job_id
 from seglab.search.job import current_trial, pruned_at
 from seglab.tasks.checkpoint import read_checkpoint
 from seglab.tracking.run_file import read_run_file
@@ -51,10 +52,8 @@ def slurm_tags() -> dict[str, str]:
     """Which SLURM job ran the child (as squeue/scontrol name it) and how often it was requeued."""
     if not in_slurm_job():
         return {}
-    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    job = f"{array_job}_{task}" if array_job and task else os.environ["SLURM_JOB_ID"]
     return {
-        "seglab.slurm_job_id": job,
+        "seglab.slurm_job_id": slurm_job_id(),
         "seglab.slurm_restarts": os.environ.get("SLURM_RESTART_COUNT", "0"),
     }
 
