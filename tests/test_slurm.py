@@ -1,6 +1,6 @@
-"""Sweeps on a real SLURM cluster: munge, slurmctld and one slurmd on 127.0.0.1, started by
-scripts/slurm_cluster.sh for this module (all SLURM tests live here, so xdist's loadscope runs
-them in one worker) and stopped at its end when this module started it.
+"""Sweeps on a real SLURM cluster: munge, slurmctld and two slurmd (two nodes) on 127.0.0.1,
+started by scripts/slurm_cluster.sh for this module (all SLURM tests live here, so xdist's
+loadscope runs them in one worker) and stopped at its end when this module started it.
 
 Skipped, with the script's reason, only where SLURM cannot be installed (no apt-get, not root,
 apt-get failing); a cluster that is installed but does not start fails the tests.
@@ -23,7 +23,7 @@ from tests.test_ddp import DDP_JOB, SAME_NUMERICS, _assert_same_val_metrics
 
 SCRIPT = ROOT / "scripts" / "slurm_cluster.sh"
 PARTITION = "debug"
-# The test cluster has 2 CPUs and no GPUs: one task per job, one CPU, little memory.
+# The test cluster has 2 nodes of 2 CPUs and no GPUs: one task per job, one CPU, little memory.
 ON_TEST_CLUSTER = [
     "hydra/launcher=slurm",
     f"hydra.launcher.partition={PARTITION}",
