@@ -5,8 +5,7 @@
 #   scripts/slurm_cluster.sh start    install (Debian/Ubuntu slurm-wlm + munge) if missing, then start
 #   scripts/slurm_cluster.sh stop     stop the daemons this script started
 #   scripts/slurm_cluster.sh status   exit 0 when the partition answers
-# Idempotent: `start` on a running cluster only checks it. Needs root (or passwordless sudo) to
-# install and to run slurmd. State lives in $SEGLAB_SLURM_DIR (default /tmp/seglab-slurm).
+# Idempotent: `start` on a running cluster only checks it. `start` needs root (apt-get, slurmd). State lives in $SEGLAB_SLURM_DIR (default /tmp/seglab-slurm).
 set -euo pipefail
 
 DIR=${SEGLAB_SLURM_DIR:-/tmp/seglab-slurm}
@@ -20,24 +19,21 @@ export SLURM_CONF=$CONF
 
 have() { command -v "$1" >/dev/null 2>&1; }
 die() { echo "slurm_cluster.sh: $*" >&2; exit 1; }
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if have sudo && sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO="__none__"; fi
-fi
-
 install() {
   have slurmctld && have slurmd && have munged && have sbatch && return 0
   have apt-get || die "no apt-get here; install slurm-wlm and munge yourself"
-  [ "$SUDO" != "__none__" ] || die "installing slurm-wlm needs root (no passwordless sudo)"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
+  apt-get update -qq
   # The packages' postinst scripts try to start services through systemd/invoke-rc.d, which a
-  # container lacks: policy-rc.d tells them not to.
-  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-  $SUDO chmod +x /usr/sbin/policy-rc.d
-  $SUDO apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null \
-    || { $SUDO rm -f /usr/sbin/policy-rc.d; die "apt-get install slurm-wlm munge failed"; }
-  $SUDO rm -f /usr/sbin/policy-rc.d
+  # container lacks: a policy-rc.d (unless one is there) tells them not to.
+  local policy=/usr/sbin/policy-rc.d made=""
+  if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy && made=1
+  fi
+  local ok=1
+  apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null || ok=""
+  [ -z "$made" ] || rm -f $policy
+  [ -n "$ok" ] || die "apt-get install slurm-wlm munge failed"
 }
 
 write_conf() {
@@ -46,7 +42,7 @@ write_conf() {
   local mem
   mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
   cat >"$CONF" <<CONF
-# Written by scripts/slurm_cluster.sh: one node, one partition, on 127.0.0.1.
+# Written by scripts/slurm_cluster.sh: $NODES nodes (slurmd daemons), one partition, on 127.0.0.1.
 ClusterName=seglab
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=${SEGLAB_SLURM_CTLD_PORT:-6817}
@@ -103,13 +99,14 @@ up() {
 }
 
 start() {
+  # Installing packages and running slurmd (it starts jobs as their users) need root.
+  [ "$(id -u)" -eq 0 ] || die "starting the cluster needs root (run it with sudo)"
   install
   if up; then exit 0; fi
   write_conf
   # munge: a key once, then the daemon (its socket is where slurm looks for it by default).
   if ! munge -n >/dev/null 2>&1; then
-    [ -s /etc/munge/munge.key ] || $([ "$SUDO" = "__none__" ] || echo "$SUDO") mungekey -c -f -k /etc/munge/munge.key 2>/dev/null \
-      || dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
+    [ -s /etc/munge/munge.key ] || mungekey -c -f -k /etc/munge/munge.key
     chown munge:munge /etc/munge/munge.key 2>/dev/null || true
     chmod 400 /etc/munge/munge.key
     mkdir -p /run/munge /var/log/munge /var/lib/munge
