@@ -1,11 +1,15 @@
 """DDP on CPU (gloo, 2 processes): one MLflow run, one output dir, metrics equal to 1 process.
 
-Also inside a multirun, where Lightning's default start would re-run the sweep on rank 1.
+Also as two nodes (two torchrun agents on loopback), and inside a multirun, where Lightning's default start would re-run the sweep on rank 1.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import hydra.utils
@@ -22,6 +26,7 @@ from seglab.errors import ConfigError
 from seglab.tasks.checkpoint import load_task
 from tests.conftest import (
     FAST_JOB,
+    ROOT,
     compose_train,
     new_store,
     run_entry_point,
@@ -185,3 +190,60 @@ def test_multirun_ddp_strategies_start_by_spawning(tmp_path: Path) -> None:
         )
         with pytest.raises(ConfigError, match="whole sweep again"):
             check_no_relaunch(auto)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_over_torchrun_are_one_run(tmp_path: Path, tiny_synthetic_root: Path) -> None:
+    """The README's two-node torchrun recipe on loopback: two torchrun agents, one process each
+    (`--nnodes=2 --nproc_per_node=1`), gloo; one MLflow run, one output dir, synced metrics."""
+    uri = new_store(tmp_path)
+    out = tmp_path / "run"
+    port = _free_port()
+    args = [
+        *DDP_JOB,
+        "trainer.precision=32-true",
+        "trainer.devices=1",
+        "trainer.num_nodes=2",
+        f"data.root={tiny_synthetic_root}",
+        f"hydra.run.dir={out}",  # the same dir on every node (shared storage on a cluster)
+    ]
+    env = {**os.environ, **SAME_NUMERICS, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1"}
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    nodes = []
+    for rank in (0, 1):
+        cmd = [
+            torchrun,
+            "--nnodes=2",
+            "--nproc_per_node=1",
+            f"--node_rank={rank}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+            str(ROOT / "train.py"),
+            *args,
+        ]
+        log = (tmp_path / f"node{rank}.log").open("w")
+        nodes.append(
+            subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        )
+    try:
+        codes = [node.wait(timeout=600) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    logs = [(tmp_path / f"node{rank}.log").read_text() for rank in (0, 1)]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in logs[1]  # the second node was rank 1 of 2
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("synthetic").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["trainer.num_nodes"] == "2"
+    assert _output_dirs(tmp_path) == [out]
+    assert json.loads((out / "mlflow_run.json").read_text())["run_id"] == run.info.run_id
+    _assert_same_val_metrics(run, out / "checkpoints" / "last.ckpt", tiny_synthetic_root, tmp_path)

@@ -6,6 +6,7 @@ config stops the run with a message and leaves nothing behind.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,11 @@ from seglab.data.stats import resolve_auto_class_weights
 from seglab.distributed import multirun_safe_trainer
 from seglab.errors import ConfigError
 from seglab.run.context import output_dir
+from seglab.run.requeue import requeued_run_dir, restart_count
 from seglab.run.resume import Resumed, load_resume
 from seglab.tracking.secrets import mask_paths, redact_config
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,7 +64,12 @@ def check_config(cfg: DictConfig) -> None:
 
 def prepare(cfg: DictConfig) -> Prepared:
     """Resolve `resume=` and `loss.class_weights=auto`, check the config, seed, and redact."""
-    resumed = load_resume(cfg.resume) if cfg.get("resume") else None
+    requeued = requeued_run_dir(cfg)
+    if requeued is not None:  # SLURM restarted this job: continue its stopped attempt's run
+        log.info("requeued SLURM job (restart %d): continuing %s", restart_count(), requeued)
+        resumed = load_resume(str(requeued), overrides=[])
+    else:
+        resumed = load_resume(cfg.resume) if cfg.get("resume") else None
     if resumed is not None:
         cfg = resumed.cfg
     resolve_auto_class_weights(cfg)  # loss.class_weights=auto → median-frequency weights

@@ -4,7 +4,7 @@ Hydra's sweepers re-raise a job's exception and stop the whole sweep; in a multi
 job (exception, user error, NaN objective) is instead recorded as a FAILED child run and
 reported to the sweeper as None, which Optuna counts as a failed trial. A trial the pruner
 stopped ends KILLED with `seglab.trial_state=PRUNED` (the sweeper reads the pruning from the
-study's storage).
+study's storage). A SLURM job the scheduler stopped stays KILLED (see seglab.run.slurm).
 """
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+import signal
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from seglab.errors import user_error
+from seglab.run.requeue import slurm_job_id
 from seglab.search.job import current_trial, pruned_at
 from seglab.tasks.checkpoint import read_checkpoint
 from seglab.tracking.run_file import read_run_file
@@ -36,6 +40,22 @@ from seglab.tracking.sweep import (
 )
 
 log = logging.getLogger(__name__)
+
+SIGTERM_EXIT = 128 + signal.SIGTERM  # train.py's exit status after a SIGTERM
+
+
+def in_slurm_job() -> bool:
+    return "SLURM_JOB_ID" in os.environ
+
+
+def slurm_tags() -> dict[str, str]:
+    """Which SLURM job ran the child (as squeue/scontrol name it) and how often it was requeued."""
+    if not in_slurm_job():
+        return {}
+    return {
+        "seglab.slurm_job_id": slurm_job_id(),
+        "seglab.slurm_restarts": os.environ.get("SLURM_RESTART_COUNT", "0"),
+    }
 
 
 def _checkpoint_score(ckpt: ModelCheckpoint) -> float | None:
@@ -94,6 +114,12 @@ def sweep_job(fn: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
         except (Exception, SystemExit) as exc:
             if isinstance(exc, SystemExit) and exc.code in (0, None):
                 raise
+            if isinstance(exc, SystemExit) and exc.code == SIGTERM_EXIT and in_slurm_job():
+                # The scheduler stopped the job (preempted, requeued, cancelled, out of time):
+                # the run saved last.ckpt and is KILLED. A requeued job continues it; one
+                # ended for good is recorded by the launcher (seglab.run.slurm) with SLURM's
+                # reason. No result is returned, so submitit does not see the job as done.
+                raise
             error = _describe(exc)
             log.error("job failed, the sweep goes on:\n%s", traceback.format_exc())
         if error is None and (value is None or not math.isfinite(value)):
@@ -109,9 +135,12 @@ def sweep_job(fn: Callable[[DictConfig], float | None]) -> Callable[[DictConfig]
             if trial is not None:
                 tags[TRIAL_TAG] = str(number)
             stopped = pruned_at(trial) if error is None else None
-            record_child_result(
+            run_id = record_child_result(
                 parent, run_id, value, error, run_name=name, tags=tags, pruned_at=stopped
             )
+            client = MlflowClient(parent.tracking_uri)
+            for key, tag in slurm_tags().items():
+                client.set_tag(run_id, key, tag)
         return None if error is not None else value
 
     return wrapper
