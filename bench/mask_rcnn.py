@@ -40,7 +40,11 @@ def measure(height: int, width: int, batch: int, steps: int, device: str) -> dic
     from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
 
     dev = torch.device(device)
-    model = maskrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=9)
+    # min/max size = the image: torchvision would otherwise resize every image to 800 px
+    model = maskrcnn_resnet50_fpn_v2(
+        weights=None, weights_backbone=None, num_classes=9,
+        min_size=min(height, width), max_size=max(height, width),
+    )  # fmt: skip
     model.to(dev).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images = [torch.rand(3, height, width, device=dev) for _ in range(batch)]
