@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from bench.config import compose_train
+from bench.device import synchronize, torch_device
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:
@@ -32,8 +33,9 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return None
 
 
-def train_steps(steps: int, overrides: list[str]) -> list[float]:
-    """Run `steps` optimiser steps; returns the time each one ended."""
+def build_plain(overrides: list[str], total_steps: int) -> tuple[Any, ...]:
+    """cfg, datamodule (set up for fit), model, AdamW, poly schedule over `total_steps`, the
+    memory format and the device: train.py's defaults, built without Lightning."""
     cfg = compose_train(overrides)
     torch.manual_seed(cfg.seed)
     datamodule = instantiate(cfg.data)
@@ -43,25 +45,37 @@ def train_steps(steps: int, overrides: list[str]) -> list[float]:
     channels_last = model_cfg.pop("channels_last", True)
     model = instantiate(model_cfg)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=memory_format).train()
+    device = torch_device(str(cfg.trainer.accelerator))
+    model.to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
-    total = steps  # the poly schedule over this run's steps, stepped per batch
-    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total, cfg.scheduler.power)
+    scheduler = torch.optim.lr_scheduler.PolynomialLR(optimizer, total_steps, cfg.scheduler.power)
+    return cfg, datamodule, model, optimizer, scheduler, memory_format, device
+
+
+def train_steps(steps: int, overrides: list[str]) -> list[float]:
+    """Run `steps` optimiser steps; returns the time each one ended."""
+    # the poly schedule over this run's steps, stepped per batch
+    cfg, datamodule, model, optimizer, scheduler, memory_format, device = build_plain(
+        overrides, steps
+    )
     dtype = autocast_dtype(str(cfg.trainer.precision))
     ignore = int(cfg.data.ignore_index)
     ends: list[float] = []
     while len(ends) < steps:
         for batch in datamodule.train_dataloader():
-            image = batch["image"].contiguous(memory_format=memory_format)
-            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            image = batch["image"].to(device).contiguous(memory_format=memory_format)
+            with torch.autocast(
+                device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
+            ):
                 logits = model(image)
-                loss = F.cross_entropy(logits, batch["mask"], ignore_index=ignore)
+                loss = F.cross_entropy(logits, batch["mask"].to(device), ignore_index=ignore)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
+            synchronize(device)
             ends.append(time.perf_counter())
             if len(ends) == steps:
                 break

@@ -21,9 +21,10 @@ from typing import Any
 
 from hydra.utils import instantiate
 
-from bench import sliding_window
+from bench import pipeline, sliding_window
 from bench.config import ROOT, compose_train
-from bench.timing import steady_seconds_per_step
+from bench.device import BenchDevice, pick_device
+from bench.timing import epoch_seconds, steady_seconds_per_step
 
 RESULTS = ROOT / "bench" / "results.json"
 # key → (goal as text, test). None values (not measured) are reported, never "met".
@@ -33,22 +34,31 @@ GOALS: dict[str, tuple[str, Any]] = {
     "metric_update_fraction": ("≤ 0.02", lambda v: v <= 0.02),
     "sliding_window_peak_mem_ratio": ("≤ 2.0", lambda v: v <= 2.0),
     "sliding_window_time_ratio": ("≤ 1.1", lambda v: v <= 1.1),
+    "epoch_overhead_ratio": ("≤ 1.05", lambda v: v <= 1.05),
+    "extra_ms_per_step": ("(info)", lambda v: True),
+    "startup_ratio": ("≤ 2", lambda v: v <= 2),
+    "pipeline_decode_ratio_cityscapes": ("≤ 1.5", lambda v: v <= 1.5),
+    "pipeline_decode_ratio_inria": ("≤ 1.5", lambda v: v <= 1.5),
 }
 
 
-def _python(args: list[str], cwd: Path, timeout: float) -> None:
+def _python(args: list[str], cwd: Path, timeout: float) -> float:
+    """Run `python *args` with the checkout on the path; its wall time in seconds."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     env.pop("MLFLOW_TRACKING_URI", None)
+    start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+    wall = time.perf_counter() - start
     if proc.returncode:
         raise RuntimeError(
             f"{' '.join(args[:3])} failed:\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}"
         )
+    return wall
 
 
 def platform_seconds_per_step(tmp: Path, steps: int, warmup: int, overrides: list[str]) -> float:
@@ -71,23 +81,114 @@ def plain_seconds_per_step(tmp: Path, steps: int, warmup: int, overrides: list[s
     return steady_seconds_per_step(json.loads(times.read_text())["ends"], warmup)
 
 
+def _train_py(tmp: Path, overrides: list[str], run: str = "run") -> list[str]:
+    return [
+        str(ROOT / "train.py"), *overrides, f"logger.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
+        f"hydra.run.dir={tmp / run}",
+    ]  # fmt: skip
+
+
+def epoch_comparison(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
+    """Whole epochs (train + val + checkpoints) of train.py vs bench.plain_epochs, small steps.
+
+    Per run the median epoch (the first left out), then the best run of each side.
+    """
+    sized = [*overrides, f"data.batch_size={args.epoch_batch}"]
+    epochs, steps = str(args.epochs), str(args.epoch_steps)
+    platform_s, plain_s = [], []
+    for i in range(args.repeats):
+        with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
+            out = Path(tmp) / "plain_epochs.json"
+            _python(["-m", "bench.plain_epochs", str(out), epochs, steps, *sized], Path(tmp), 1800)
+            plain_s.append(epoch_seconds(json.loads(out.read_text())["starts"]))
+            out = Path(tmp) / "epochs.json"
+            timer = [
+                f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={steps}",
+                "+callbacks.epoch_timer._target_=bench.timing.EpochTimer",
+                f"+callbacks.epoch_timer.path={out}",
+            ]  # fmt: skip
+            _python(_train_py(Path(tmp), [*sized, *timer]), Path(tmp), 1800)
+            platform_s.append(epoch_seconds(json.loads(out.read_text())["starts"]))
+        print(
+            f"epochs {i + 1}/{args.repeats}: plain {plain_s[-1]:.2f} s, "
+            f"train.py {platform_s[-1]:.2f} s per epoch",
+            file=sys.stderr,
+        )
+    platform, plain = min(platform_s), min(plain_s)
+    return {
+        "epoch_overhead_ratio": platform / plain,
+        "extra_ms_per_step": 1e3 * (platform - plain) / args.epoch_steps,
+        "details": {
+            "train_py_s_per_epoch": platform_s, "plain_s_per_epoch": plain_s,
+            "batch_size": args.epoch_batch, "epochs": args.epochs, "steps": args.epoch_steps,
+        },
+    }  # fmt: skip
+
+
+def startup_comparison(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
+    """Wall time of the smallest complete train.py run (1 train + 1 val batch) ÷ a plain script
+    importing torch, Lightning and smp and taking one step (bench.one_step); best of repeats."""
+    smallest = [
+        *overrides, "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+    ]  # fmt: skip
+    platform_s, plain_s = [], []
+    # One MLflow store for all repeats, as a user's runs share one: the first run's store
+    # creation (MLflow's schema migrations, seconds) is paid once, and best-of leaves it out.
+    with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
+        for i in range(args.repeats):
+            plain_s.append(_python(["-m", "bench.one_step"], Path(tmp), 600))
+            train_py = _train_py(Path(tmp), smallest, run=f"run{i}")
+            platform_s.append(_python(train_py, Path(tmp), 600))
+    return {
+        "startup_ratio": min(platform_s) / min(plain_s),
+        "details": {"train_py_s": platform_s, "one_step_s": plain_s},
+    }
+
+
+def pipeline_comparison(args: argparse.Namespace) -> dict[str, Any]:
+    """Real-resolution pipelines vs bare decode (bench.pipeline), per worker."""
+    city = pipeline.cityscapes(args.pipeline_samples, args.repeats)
+    inria = pipeline.inria(args.pipeline_samples, args.repeats)
+    return {
+        "pipeline_decode_ratio_cityscapes": city.pop("ratio"),
+        "pipeline_decode_ratio_inria": inria.pop("ratio"),
+        "details": {"cityscapes": city, "inria": inria},
+    }
+
+
+def mask_rcnn_on(device: BenchDevice, args: argparse.Namespace) -> dict[str, Any]:
+    """Mask R-CNN v2 step time and peak memory at a real size (GPU only: hours on a CPU)."""
+    with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
+        out = Path(tmp) / "mask_rcnn.json"
+        size = [str(args.mask_rcnn_height), str(args.mask_rcnn_width), str(args.mask_rcnn_batch)]
+        _python(["-m", "bench.mask_rcnn", str(out), *size, "10", device.kind], Path(tmp), 1800)
+        return json.loads(out.read_text())
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.loader import loader_images_per_second
     from bench.metric import metric_update_seconds
 
-    overrides: list[str] = args.override
-    cfg = compose_train(overrides)
+    device: BenchDevice = args.device
+    overrides: list[str] = [*device.overrides, *args.override]
+    step_overrides = (
+        [*overrides, f"data.batch_size={args.step_batch}"] if args.step_batch else overrides
+    )
+    cfg = compose_train(step_overrides)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # generate the default data once, outside every timing
     batch = int(cfg.data.batch_size)
     platform_s, plain_s, loader_ips = [], [], []
     for i in range(args.repeats):  # interleaved, so load drifts hit both sides alike
         with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
-            plain_s.append(plain_seconds_per_step(Path(tmp), args.steps, args.warmup, overrides))
-            platform_s.append(
-                platform_seconds_per_step(Path(tmp), args.steps, args.warmup, overrides)
+            plain_s.append(
+                plain_seconds_per_step(Path(tmp), args.steps, args.warmup, step_overrides)
             )
-        loader_ips.append(loader_images_per_second(overrides, args.loader_batches))
+            platform_s.append(
+                platform_seconds_per_step(Path(tmp), args.steps, args.warmup, step_overrides)
+            )
+        loader_ips.append(loader_images_per_second(step_overrides, args.loader_batches))
         print(
             f"repeat {i + 1}/{args.repeats}: plain {plain_s[-1] * 1e3:.1f} ms/step, "
             f"train.py {platform_s[-1] * 1e3:.1f} ms/step, loader {loader_ips[-1]:.0f} img/s",
@@ -95,21 +196,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     platform_step, plain_step = statistics.median(platform_s), statistics.median(plain_s)
     model_ips = batch / plain_step
-    metric_s = metric_update_seconds(overrides)
+    metric_s = metric_update_seconds(step_overrides)
     results: dict[str, Any] = {
         "platform_overhead_ratio": platform_step / plain_step,
         "loader_to_model_throughput_ratio": statistics.median(loader_ips) / model_ips,
         "metric_update_fraction": metric_s / platform_step,
         "sliding_window_peak_mem_ratio": None,
         "sliding_window_time_ratio": None,
+        "epoch_overhead_ratio": None,
+        "extra_ms_per_step": None,
+        "startup_ratio": None,
+        "pipeline_decode_ratio_cityscapes": None,
+        "pipeline_decode_ratio_inria": None,
     }
     details: dict[str, Any] = {
         "train_py_s_per_step": platform_s, "plain_loop_s_per_step": plain_s,
         "loader_images_per_s": loader_ips, "model_images_per_s": model_ips,
         "metric_update_s": metric_s, "batch_size": batch, "steps": args.steps,
         "warmup_steps": args.warmup, "precision": str(cfg.trainer.precision),
-        "overrides": overrides,
+        "overrides": overrides, "device": device.kind,
     }  # fmt: skip
+    for name, measure in (
+        ("epochs", lambda: epoch_comparison(args, overrides)),
+        ("startup", lambda: startup_comparison(args, overrides)),
+        ("pipelines", lambda: None if args.skip_pipelines else pipeline_comparison(args)),
+    ):
+        found = measure()
+        if found is None:
+            details[name] = f"skipped (--skip-{name})"
+            continue
+        details[name] = found.pop("details")
+        results.update(found)
+    if device.cuda:
+        details["mask_rcnn"] = mask_rcnn_on(device, args)
     if args.skip_sliding:
         details["sliding_window"] = "skipped (--skip-sliding)"
     elif sliding_window.available():
@@ -140,6 +259,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         value = results.get(key)
         shown = "null (not measured)" if value is None else f"{value:.3f}"
         met = "—" if value is None else ("yes" if test(value) else "**no**")
+        if goal == "(info)":
+            met = "—"
         rows.append(f"| `{key}` | {shown} | {goal} | {met} |")
     return "\n".join(rows)
 
@@ -154,7 +275,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sliding-window", type=int, default=512)
     parser.add_argument("--sliding-stride", type=int, default=384)
     parser.add_argument("--skip-sliding", action="store_true", help="leave the sliding keys null")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--step-batch", type=int, default=12, help="batch of the steady-state step (≈100 ms here)"
+    )
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per whole-epoch run")
+    parser.add_argument("--epoch-steps", type=int, default=40, help="training steps per epoch")
+    parser.add_argument("--epoch-batch", type=int, default=2, help="batch of the epoch runs")
+    parser.add_argument("--pipeline-samples", type=int, default=12, help="samples per pipeline")
+    parser.add_argument("--skip-pipelines", action="store_true", help="leave the pipelines null")
+    parser.add_argument("--mask-rcnn-height", type=int, default=1024)
+    parser.add_argument("--mask-rcnn-width", type=int, default=2048)
+    parser.add_argument("--mask-rcnn-batch", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="default: results(_gpu).json")
     parser.add_argument(
         "--override", action="append", default=[], help="a train.py override (repeatable)"
     )
@@ -163,6 +295,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.device = pick_device()
+    args.out = args.out or args.device.results
     results = run(args)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(markdown_table(results))

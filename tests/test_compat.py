@@ -10,11 +10,9 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
-from mlflow import MlflowClient
 from torch.utils.data import DataLoader, TensorDataset
 
 from seglab import compat
-from seglab.tracking.store import embedded_store_uri
 
 
 def test_torch_cpu_bf16_probes_exist() -> None:
@@ -115,22 +113,6 @@ def test_lightning_subprocess_script_launcher() -> None:
         "_SubprocessScriptLauncher (update seglab.compat.relaunches_script)"
     )
     assert not compat.relaunches_script(spawn.strategy.launcher)
-
-
-def test_mlflow_async_logging_flush(tmp_path: Path) -> None:
-    client = MlflowClient(embedded_store_uri(tmp_path))
-    experiment = client.create_experiment("compat", (tmp_path / "artifacts").as_uri())
-    run_id = client.create_run(experiment).info.run_id
-    for step in range(3):
-        client.log_metric(run_id, "loss", float(step), step=step, synchronous=False)
-    compat.flush_async_logging(client)  # a missing private path raises PrivateAPIError
-    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1, 2]
-    client.set_terminated(run_id)
-
-
-def test_mlflow_flush_names_a_missing_attribute() -> None:
-    with pytest.raises(compat.PrivateAPIError, match=r"mlflow .*_tracking_client"):
-        compat.flush_async_logging(object())
 
 
 def test_optuna_trial_by_number(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from torchmetrics.classification import (
     MulticlassJaccardIndex,
 )
 
-from seglab.metrics import ConfusionMatrix, segmentation_scores
+from seglab.metrics import ConfusionMatrix, class_ids, segmentation_scores
 
 IGNORE = 255
 NAMES4 = ["road", "car", "tree", "sky"]
@@ -149,3 +149,13 @@ def test_score_keys_exact():
 def test_class_name_count_must_match():
     with pytest.raises(ValueError, match="class names"):
         segmentation_scores(torch.zeros(3, 3, dtype=torch.long), ["a", "b"])
+
+
+def test_class_ids_is_argmax_for_any_layout_and_ties():
+    logits = torch.randn(3, 5, 7, 9)
+    logits[0, :, 0, 0] = 1.0  # a tie over every class: the first one wins, as with argmax
+    logits[1, 2:4, 1, 1] = 9.0
+    for layout in (torch.contiguous_format, torch.channels_last):
+        ids = class_ids(logits.contiguous(memory_format=layout))
+        assert torch.equal(ids, logits.argmax(dim=1))
+    assert ids[0, 0, 0] == 0 and ids[1, 1, 1] == 2

@@ -128,39 +128,6 @@ def relaunches_script(launcher: Any) -> bool:
 
 
 # --- mlflow -----------------------------------------------------------------------------------
-def flush_async_logging(client: Any) -> None:
-    """Send what `client` (an `MlflowClient`) still queues for asynchronous logging.
-
-    mlflow 3.17.2 offers only the fluent `mlflow.flush_async_logging()`, which flushes the
-    default store, not the store of a client bound to another URI; so this goes through
-    `MlflowClient._tracking_client.store.flush_async_logging`.
-    """
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    flush = getattr(store, "flush_async_logging", None)
-    if not callable(flush):
-        raise _missing(
-            "mlflow",
-            "MlflowClient._tracking_client.store.flush_async_logging",
-            "metrics queued for asynchronous logging are flushed before each checkpoint",
-        )
-    flush()
-
-
-# --- Optuna -----------------------------------------------------------------------------------
-# A job reports to the trial its sweeper asked for, found by number: Optuna's public API hands
-# out Trial objects only from `study.ask()`. optuna 5.0.0.
-def optuna_trial(study: Any, number: int) -> Any:
-    """Trial `number` of `study` as an `optuna.Trial` (report, should_prune, set_user_attr)."""
-    import optuna
-
-    try:
-        study_id = study._study_id
-    except AttributeError as error:
-        raise _missing("optuna", "Study._study_id", "a job cannot report to its trial") from error
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study_id, number)
-    return optuna.trial.Trial(study, trial_id)
-
-
 def use_tracking_uri(uri: str) -> Any:
     """A context in which MLflow's fluent API (`mlflow.pyfunc.log_model`, `register_model`)
     talks to `uri`, the run's store, and afterwards to whatever it talked to before.
@@ -178,3 +145,18 @@ def use_tracking_uri(uri: str) -> Any:
             "a run's model is logged into the run's own store",
         )
     return use(uri)
+
+
+# --- Optuna -----------------------------------------------------------------------------------
+# A job reports to the trial its sweeper asked for, found by number: Optuna's public API hands
+# out Trial objects only from `study.ask()`. optuna 5.0.0.
+def optuna_trial(study: Any, number: int) -> Any:
+    """Trial `number` of `study` as an `optuna.Trial` (report, should_prune, set_user_attr)."""
+    import optuna
+
+    try:
+        study_id = study._study_id
+    except AttributeError as error:
+        raise _missing("optuna", "Study._study_id", "a job cannot report to its trial") from error
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    return optuna.trial.Trial(study, trial_id)

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import LearningRateMonitor, ProgressBar
 
+from seglab.checkpoint_io import BackgroundCheckpointIO
 from seglab.distributed import check_no_relaunch
 from seglab.errors import ConfigError
 from seglab.run.context import hydra_choices, hydra_overrides
@@ -89,8 +90,11 @@ def build_trainer(cfg: DictConfig, logger: SeglabMLFlowLogger | None) -> pl.Trai
         callbacks.append(SystemMetrics(cfg.logger.get("system_metrics_interval", 10)))
     if cfg.trainer.get("enable_progress_bar") is False:  # ... and a progress bar when told none
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    extra: dict[str, Any] = {}
+    if cfg.trainer.get("plugins") is None:  # checkpoints written off the training thread
+        extra["plugins"] = [BackgroundCheckpointIO()]
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=logger if logger is not None else False
+        cfg.trainer, callbacks=callbacks, logger=logger if logger is not None else False, **extra
     )
     check_no_relaunch(trainer)
     return trainer

@@ -14,7 +14,7 @@ from torch import Tensor
 from seglab.errors import ConfigError
 from seglab.inference import InferSettings, infer_logits
 from seglab.inference.padding import OUTPUT_STRIDE, pad_to_stride
-from seglab.metrics import ConfusionMatrix
+from seglab.metrics import ConfusionMatrix, class_ids
 from seglab.metrics.grouped import update_grouped_metrics
 from seglab.models import build_model
 from seglab.tasks.base import SegmentationTask
@@ -64,7 +64,7 @@ class SemanticSegmentationTask(SegmentationTask):
 
     def class_maps(self, images: Sequence[Tensor]) -> list[Tensor]:
         """The argmax of `infer`, one image at a time (images may differ in size)."""
-        return [self.infer(image[None].to(self.device)).argmax(dim=1)[0] for image in images]
+        return [class_ids(self.infer(image[None].to(self.device)))[0] for image in images]
 
     def forward(self, image: Tensor) -> Tensor:
         """Logits at the input's resolution, for any input size.
@@ -136,7 +136,7 @@ class SemanticSegmentationTask(SegmentationTask):
 
     def _eval_step(self, batch: dict[str, Tensor], stage: str, matrix: ConfusionMatrix) -> None:
         logits, loss = self._logits_and_loss(batch, infer=True)
-        preds = logits.argmax(dim=1)
+        preds = class_ids(logits)
         matrix.update(preds, batch["mask"])
         update_grouped_metrics(self.grouped_metrics, preds, batch)
         bs = batch["image"].shape[0]

@@ -10,6 +10,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from seglab.checkpoint_io import wait_for_checkpoints
 from seglab.tasks.base import SegmentationTask
 from seglab.tracking.logger import SeglabMLFlowLogger, find_mlflow_logger
 from seglab.tracking.plots import save_confusion_matrix, save_instance_grid, save_overlay_grid
@@ -95,6 +96,7 @@ class MLflowArtifacts(pl.Callback):
         ckpt = trainer.checkpoint_callback
         if logger is None or not trainer.is_global_zero or ckpt is None:
             return
+        wait_for_checkpoints(trainer)  # best.ckpt may still be being written
         best = getattr(ckpt, "best_model_path", "")
         if best and Path(best).is_file():
             logger.log_artifact(best, "checkpoints")
