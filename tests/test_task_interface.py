@@ -78,10 +78,16 @@ def test_defaults_of_a_kind_without_inference_settings_or_loss() -> None:
 
 def _log_images(task: StubTask) -> list[str]:
     samples = [{"image": torch.rand(3, 8, 8), "mask": torch.zeros(8, 8, dtype=torch.long)}] * 2
-    trainer = SimpleNamespace(datamodule=SimpleNamespace(val_dataset=samples))
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(val_dataset=samples), current_epoch=3)
     logged: list[str] = []
-    logger = SimpleNamespace(log_artifact=lambda path, folder: logged.append(Path(path).name))
+    steps: list[tuple[str, int]] = []
+    logger = SimpleNamespace(
+        log_artifact=lambda path, folder: logged.append(Path(path).name),
+        log_image_step=lambda path, key, step: steps.append((key, step)),
+    )
     MLflowArtifacts(num_overlay_images=2).log_images(trainer, task, logger)  # type: ignore[arg-type]
+    # Each image is also the epoch's step of its series (the UI's image slider).
+    assert steps == [(Path(name).stem, 3) for name in logged]
     return logged
 
 

@@ -43,6 +43,12 @@ class SeglabMLFlowLogger(MLFlowLogger):
         if operations is not None:  # asynchronous: a handle to wait on
             self._pending.append(operations)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for `ddp_spawn` (DDP inside a multirun): the queued batches are waited for
+        here, since their handles hold locks and belong to this process's queue."""
+        self.flush()
+        return {**self.__dict__, "_pending": []}
+
     @property
     def tracking_uri(self) -> str:
         """Where this run is recorded."""
