@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ from tests.conftest import (
     run_multirun,
     tiny_run,
 )
+from tests.servers import free_port
 
 # One epoch, whole val split, last.ckpt = the weights that produced the logged val metrics.
 # One image per val batch and one thread per process (SAME_NUMERICS): every image then goes
@@ -192,19 +192,13 @@ def test_multirun_ddp_strategies_start_by_spawning(tmp_path: Path) -> None:
             check_no_relaunch(auto)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_nodes_over_torchrun_are_one_run(tmp_path: Path, tiny_synthetic_root: Path) -> None:
     """The README's two-node torchrun recipe on loopback: two torchrun agents, one process each
     (`--nnodes=2 --nproc_per_node=1`), gloo; one MLflow run, one output dir, synced metrics."""
     uri = new_store(tmp_path)
     out = tmp_path / "run"
-    port = _free_port()
+    port = free_port()
     args = [
         *DDP_JOB,
         "trainer.precision=32-true",

@@ -7,11 +7,8 @@ The browser comes from scripts/install_browser.sh (apt-get chromium chromium-dri
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from seglab.tracking.views import run_url
 from tests.conftest import ROOT
+from tests.servers import free_port, wait_until_answering
 
 pytestmark = pytest.mark.slow
 selenium = pytest.importorskip("selenium", reason="selenium is in the dev extra")
@@ -66,16 +64,10 @@ def chrome() -> Iterator[webdriver.Chrome]:
     driver.quit()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def mlflow_ui(sweep_store: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`mlflow server` on 127.0.0.1:<free port> over the sweep's store; yields its URL."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("mlflow_ui") / "server.log"
     cmd = [
         sys.executable, "-m", "mlflow", "server", "--backend-store-uri", sweep_store["uri"],
@@ -85,15 +77,7 @@ def mlflow_ui(sweep_store: dict, tmp_path_factory: pytest.TempPathFactory) -> It
         server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
+        wait_until_answering(f"{url}/health", server, log, "mlflow server")
         yield url
     finally:
         server.terminate()
@@ -177,7 +161,7 @@ def make_ui(recorded_store: dict, tmp_path_factory: pytest.TempPathFactory) -> I
     import shlex
     import signal
 
-    port = _free_port()
+    port = free_port()
     printed = subprocess.run(
         ["make", "-n", "ui", f"BIN={Path(sys.executable).parent}",
          f"MLFLOW_STORE={recorded_store['store']}", f"MLFLOW_PORT={port}"],
@@ -191,15 +175,7 @@ def make_ui(recorded_store: dict, tmp_path_factory: pytest.TempPathFactory) -> I
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"make ui did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
+        wait_until_answering(f"{url}/health", server, log, "make ui")
         links = [line for line in log.read_text().splitlines() if line.startswith("synthetic: ")]
         yield {"url": url, "link": links[0].split(": ", 1)[1] if links else None}
     finally:

@@ -7,11 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from seglab.cli.predict import predict
 from seglab.data.io import read_image
 from seglab.serving.log_model import log_run_model
 from tests.conftest import compose_entry, new_store
+from tests.servers import free_port, wait_until_answering
 from tests.test_mask_rcnn_predict import mask_rcnn_ckpt  # noqa: F401 - a fixture
 
 SERVE_TIMEOUT_S = 180  # the server imports torch and loads the model before /ping answers
@@ -98,20 +96,8 @@ def test_logged_model_carries_signature_example_and_weights_only(
     assert "python_model.pkl" not in files  # a model from code: nothing pickled
 
 
-def _log_tail(log: Path) -> str:
-    """The server's output without MLflow's download progress bars."""
-    lines = log.read_text(errors="replace").replace("\r", "\n").splitlines()
-    return "\n".join(line for line in lines if "Downloading artifacts" not in line)[-3000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_mlflow_models_serve_answers_with_the_mask(tiny_checkpoint: dict, served: dict) -> None:
-    port = _free_port()
+    port = free_port()
     # The environment's bin/ on PATH, as in an activated venv: MLflow starts `uvicorn` by name.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": tiny_checkpoint["tracking_uri"]}
@@ -124,15 +110,8 @@ def test_mlflow_models_serve_answers_with_the_mask(tiny_checkpoint: dict, served
     with log.open("wb") as out:
         server = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
     try:
-        deadline = time.monotonic() + SERVE_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except (urllib.error.URLError, OSError):
-                assert server.poll() is None, _log_tail(log)
-                assert time.monotonic() < deadline, "no /ping answer in time: " + _log_tail(log)
-                time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/ping"
+        wait_until_answering(url, server, log, "mlflow models serve", SERVE_TIMEOUT_S)
         image = read_image(served["images"][0], 3)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations",

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import optuna
@@ -122,6 +123,21 @@ def test_trials_of_a_dead_sweeper_are_marked_failed(tmp_path: Path) -> None:
     assert fail_interrupted(study) == [orphan.number]
     states = {t.number: t.state for t in study.get_trials()}
     assert states == {orphan.number: TrialState.FAIL, live.number: TrialState.RUNNING}
+
+
+def test_a_trial_whose_sweeper_died_before_recording_itself_is_failed_after_a_grace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking a trial and recording its worker are two writes: a kill in between leaves a
+    RUNNING trial with no worker, which a sweeper just between the two must not lose."""
+    import seglab.search.study as study_module
+
+    study = open_study(open_storage(f"sqlite:///{tmp_path / 'optuna.db'}"), "s", "maximize")
+    unrecorded = study.ask()
+    assert fail_interrupted(study) == []  # just asked: its sweeper may be about to record itself
+    monkeypatch.setattr(study_module, "UNRECORDED_WORKER_GRACE", timedelta(seconds=-1))
+    assert fail_interrupted(study) == [unrecorded.number]
+    assert study.get_trials()[0].state == TrialState.FAIL
 
 
 # --- real searches (python train.py -m hparams_search=optuna ...) -------------------------------

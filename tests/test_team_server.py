@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, run_entry_point, tiny_run
+from tests.servers import free_port, wait_until_answering
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +24,6 @@ ADMIN_PASSWORD = "admin-Pw-7f3k2q9x"  # planted: must never reach the store
 ALICE = ("alice", "alice-Pw-5m8n1v4z")
 BOB = ("bob", "bob-Pw-2c6h0j7w")
 START_S = 240  # migrations of two sqlite stores on a loaded 2-core machine take ~1 min
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _make_server_command(**variables: str) -> list[str]:
@@ -47,7 +40,7 @@ def _make_server_command(**variables: str) -> list[str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp("team_server")
-    port = _free_port()
+    port = free_port()
     command = _make_server_command(
         SERVER_ROOT=str(tmp / "store"), SERVER_PORT=str(port), SERVER_ARGS="--workers 1"
     )
@@ -63,15 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_S
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"make server did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
+        wait_until_answering(f"{url}/health", proc, log, "make server", START_S)
         print(f"make server answered after {time.monotonic() - started:.0f} s")
         yield {"url": url, "tmp": tmp, "store": tmp / "store"}
     finally:

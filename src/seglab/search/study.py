@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ from seglab.tracking.secrets import redact_text
 STORAGE_FILE = "optuna.db"  # in the sweep dir, when hydra.sweeper.storage is null
 SPACE_ATTR = "seglab.search_space"  # study attr: the space the study was started with
 WORKER_ATTR = "seglab.worker"  # trial attr: host:pid of the sweeper that asked it
+# A trial is asked and its worker recorded in two writes, milliseconds apart: a RUNNING trial
+# still without a worker this long after it started lost its sweeper in between.
+UNRECORDED_WORKER_GRACE = timedelta(seconds=5)
 PRUNED_ATTR = "seglab.pruned_at_epoch"  # trial attr: set by the job when the pruner stopped it
 SQLITE_TIMEOUT_S = 60  # concurrent writers wait for sqlite's lock instead of failing
 PRUNERS: dict[str, type[BasePruner]] = {
@@ -128,14 +132,21 @@ def _alive(worker: str) -> bool:
 
 
 def fail_interrupted(study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose sweeper process on this host is gone (killed).
+    """Mark FAIL the RUNNING trials whose sweeper process on this host is gone (killed), and
+    those whose sweeper was killed between asking them and recording itself on them.
 
     Returns their numbers. Trials of live workers (here or on other nodes) are left running.
     """
     failed = []
+    now = datetime.now()  # Optuna's trial times are naive local times
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get(WORKER_ATTR)
-        if worker is not None and not _alive(str(worker)):
+        if worker is None:
+            started = trial.datetime_start
+            abandoned = started is not None and now - started > UNRECORDED_WORKER_GRACE
+        else:
+            abandoned = not _alive(str(worker))
+        if abandoned:
             study.tell(trial.number, state=TrialState.FAIL)
             failed.append(trial.number)
     return failed
