@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -113,18 +114,8 @@ def test_ui_lists_the_sweep_and_draws_a_val_miou_chart(
 
     # A run's val/mIoU chart renders (plotly draws the curve as an SVG path).
     best = client.get_run(parent.data.tags["seglab.best_run_id"])
-    chrome.get(
-        f"{mlflow_ui}/#/experiments/{experiment.experiment_id}/runs/{best.info.run_id}/model-metrics"
-    )
-    search = wait.until(
-        lambda d: d.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
-    )
-    search.send_keys("val/mIoU")
-    wait.until(lambda d: f"{best.info.run_name} (val/mIoU)" in _body(d))
-    traces = wait.until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer path.js-line")
-    )
-    assert traces and all(t.get_attribute("d") for t in traces)
+    chrome.get(_run_page(mlflow_ui, experiment.experiment_id, best.info.run_id))
+    _val_miou_chart(wait, best.info.run_name)
     chart = tmp_path / "mlflow_ui_val_miou.png"
     chrome.save_screenshot(str(chart))
     assert chart.stat().st_size > 10_000
@@ -209,15 +200,7 @@ def test_make_ui_link_opens_the_model_training_view(
     # The run's charts: val/mIoU drawn, and the overlays' image chart with a step slider that
     # reaches the last epoch (step 1).
     chrome.get(_run_page(make_ui["url"], experiment_id, run.info.run_id))
-    search = wait.until(
-        lambda d: d.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
-    )
-    search.send_keys("val/mIoU")
-    wait.until(lambda d: f"{run.info.run_name} (val/mIoU)" in _body(d))
-    traces = wait.until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer path.js-line")
-    )
-    assert traces and all(t.get_attribute("d") for t in traces)
+    search = _val_miou_chart(wait, run.info.run_name)
     search.send_keys(Keys.CONTROL, "a")  # the UI keeps the search across page loads: replace it
     search.send_keys("val_overlays")
     assert search.get_attribute("value") == "val_overlays"
@@ -237,6 +220,21 @@ def test_make_ui_link_opens_the_model_training_view(
     )
     assert any(model.name in link.text for link in links), [link.text for link in links]
     chrome.save_screenshot(str(tmp_path / "run_overview.png"))
+
+
+def _val_miou_chart(wait: WebDriverWait, run_name: str) -> Any:
+    """On a run's chart page: search for val/mIoU and check its curve is drawn (plotly draws
+    it as an SVG path). Returns the search box."""
+    search = wait.until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']")
+    )
+    search.send_keys("val/mIoU")
+    wait.until(lambda d: f"{run_name} (val/mIoU)" in _body(d))
+    traces = wait.until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .scatterlayer path.js-line")
+    )
+    assert traces and all(t.get_attribute("d") for t in traces)
+    return search
 
 
 def _run_page(base: str, experiment_id: str, run_id: str) -> str:
