@@ -164,7 +164,6 @@ def inria(
     tiles = max(2, samples // crops_per_tile)
     decode = {"tifffile": lambda: crops_per_tile * per_second(with_tifffile, tiles, warmup=1)}
     return _compare(dataset, decode, samples, repeats)
-    return _compare(dataset, {"tifffile": with_tifffile}, samples, repeats)
 
 
 def _train_dataset(overrides: list[str]) -> Any:
@@ -178,12 +177,20 @@ def _train_dataset(overrides: list[str]) -> Any:
 def _compare(
     dataset: Any, decoders: dict[str, Callable[[], float]], samples: int, repeats: int
 ) -> dict[str, Any]:
-    """Pipeline vs each bare decoder (samples/s), interleaved repeats, medians."""
+    """Pipeline vs each bare decoder (samples/s), interleaved repeats, medians; one torch
+    thread, as in a DataLoader worker (PyTorch sets it there)."""
+    import torch
+
     pipeline, bare = [], {name: [] for name in decoders}
-    for _ in range(repeats):  # interleaved, medians
-        pipeline.append(per_second(lambda i: dataset[i % len(dataset)], samples))
-        for name, rate in decoders.items():
-            bare[name].append(rate())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(repeats):  # interleaved, medians
+            pipeline.append(per_second(lambda i: dataset[i % len(dataset)], samples))
+            for name, rate in decoders.items():
+                bare[name].append(rate())
+    finally:
+        torch.set_num_threads(threads)
     bare_median = {name: statistics.median(v) for name, v in bare.items()}
     fastest = max(bare_median, key=bare_median.__getitem__)
     pipeline_ips = statistics.median(pipeline)

@@ -6,7 +6,9 @@ the mIoU from it, then two checkpoints (`torch.save` of model + optimizer state:
 best.ckpt and last.ckpt). No Lightning, Hydra, MLflow, progress bar or guards.
 
 `python -m bench.plain_epochs OUT.json EPOCHS STEPS [overrides...]` writes `{"starts": [...]}`
-like `bench.timing.EpochTimer` (each epoch's start, then the end of the last one).
+like `bench.timing.EpochTimer` (each epoch's start, then the end of the last one), and
+`"train_ends"`: when each epoch's training steps ended, which gives the plain step time (the
+regime the comparison is in: 20-60 ms is a GPU's).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from bench.device import synchronize
 from bench.plain_loop import autocast_dtype, build_plain
 
 
-def run_epochs(epochs: int, steps: int, overrides: list[str]) -> list[float]:
-    """Train `epochs` epochs of `steps` steps with validation and checkpoints; epoch starts."""
+def run_epochs(epochs: int, steps: int, overrides: list[str]) -> tuple[list[float], list[float]]:
+    """Train `epochs` epochs of `steps` steps with validation and checkpoints: the epoch starts
+    (plus the end of the last), and when each epoch's training steps ended (before validation)."""
     cfg, datamodule, model, optimizer, scheduler, memory_format, device = build_plain(
         overrides, total_steps=epochs * steps
     )
@@ -33,6 +36,7 @@ def run_epochs(epochs: int, steps: int, overrides: list[str]) -> list[float]:
     ignore, classes = int(cfg.data.ignore_index), int(cfg.data.num_classes)
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
     starts: list[float] = []
+    train_ends: list[float] = []
     with tempfile.TemporaryDirectory(prefix="seglab-plain-") as tmp:
         for _ in range(epochs):
             synchronize(device)
@@ -52,6 +56,8 @@ def run_epochs(epochs: int, steps: int, overrides: list[str]) -> list[float]:
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
+            synchronize(device)
+            train_ends.append(time.perf_counter())
             model.eval()
             counts = torch.zeros(classes * classes, dtype=torch.long, device=device)
             with torch.inference_mode():
@@ -72,12 +78,13 @@ def run_epochs(epochs: int, steps: int, overrides: list[str]) -> list[float]:
             torch.save(state, Path(tmp) / "best.ckpt")
             torch.save(state, Path(tmp) / "last.ckpt")
         starts.append(time.perf_counter())
-    return starts
+    return starts, train_ends
 
 
 def main(argv: list[str]) -> None:
     out, epochs, steps, overrides = Path(argv[0]), int(argv[1]), int(argv[2]), argv[3:]
-    out.write_text(json.dumps({"starts": run_epochs(epochs, steps, overrides)}))
+    starts, train_ends = run_epochs(epochs, steps, overrides)
+    out.write_text(json.dumps({"starts": starts, "train_ends": train_ends}))
 
 
 if __name__ == "__main__":

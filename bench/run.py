@@ -95,12 +95,16 @@ def epoch_comparison(args: argparse.Namespace, overrides: list[str]) -> dict[str
     """
     sized = [*overrides, f"data.batch_size={args.epoch_batch}"]
     epochs, steps = str(args.epochs), str(args.epoch_steps)
-    platform_s, plain_s = [], []
+    platform_s, plain_s, plain_step_ms = [], [], []
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
             out = Path(tmp) / "plain_epochs.json"
             _python(["-m", "bench.plain_epochs", str(out), epochs, steps, *sized], Path(tmp), 1800)
-            plain_s.append(epoch_seconds(json.loads(out.read_text())["starts"]))
+            timed = json.loads(out.read_text())
+            plain_s.append(epoch_seconds(timed["starts"]))
+            pairs = zip(timed["starts"], timed["train_ends"], strict=False)  # starts: one more
+            training = [end - start for start, end in pairs]
+            plain_step_ms.append(1e3 * statistics.median(training[1:]) / args.epoch_steps)
             out = Path(tmp) / "epochs.json"
             timer = [
                 f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={steps}",
@@ -120,6 +124,7 @@ def epoch_comparison(args: argparse.Namespace, overrides: list[str]) -> dict[str
         "extra_ms_per_step": 1e3 * (platform - plain) / args.epoch_steps,
         "details": {
             "train_py_s_per_epoch": platform_s, "plain_s_per_epoch": plain_s,
+            "plain_train_ms_per_step": plain_step_ms,
             "batch_size": args.epoch_batch, "epochs": args.epochs, "steps": args.epoch_steps,
         },
     }  # fmt: skip
@@ -281,7 +286,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=4, help="epochs per whole-epoch run")
     parser.add_argument("--epoch-steps", type=int, default=40, help="training steps per epoch")
     parser.add_argument("--epoch-batch", type=int, default=2, help="batch of the epoch runs")
-    parser.add_argument("--pipeline-samples", type=int, default=12, help="samples per pipeline")
+    parser.add_argument("--pipeline-samples", type=int, default=24, help="samples per pipeline")
     parser.add_argument("--skip-pipelines", action="store_true", help="leave the pipelines null")
     parser.add_argument("--mask-rcnn-height", type=int, default=1024)
     parser.add_argument("--mask-rcnn-width", type=int, default=2048)

@@ -127,3 +127,17 @@ def test_optuna_trial_by_number(tmp_path: Path) -> None:
     assert trial.number == asked.number
     trial.report(0.5, step=0)
     assert study.get_trials()[asked.number].intermediate_values == {0: 0.5}
+
+
+def test_mlflow_requirement_map_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The builder fills the very map MLflow's save_model reads (else warming it on a background
+    thread saves nothing and the end of every run waits seconds again)."""
+    from mlflow.utils import requirements_utils
+
+    monkeypatch.setattr(requirements_utils, "_MODULES_TO_PACKAGES", None)
+    monkeypatch.setattr(requirements_utils, "_PACKAGES_TO_MODULES", None)
+    compat.requirement_map_builder()()
+    assert "torch" in requirements_utils._MODULES_TO_PACKAGES["torch"]
+    module = requirements_utils._PACKAGES_TO_MODULES["torch"]  # torch, torchgen or functorch
+    assert "torch" in requirements_utils._MODULES_TO_PACKAGES[module]
+    assert requirements_utils._check_requirement_satisfied("torch") is None

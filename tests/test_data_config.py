@@ -130,3 +130,46 @@ def test_experiment_presets_compose_without_a_link(tmp_path: Path) -> None:
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     job = OmegaConf.create(out.stdout)
     assert job.trainer.max_epochs == 26 and job.logger.experiment_name == "synthetic-unet"
+
+
+@pytest.mark.parametrize(
+    ("shape", "mean", "std", "max_pixel_value"),
+    [
+        ((33, 17, 3), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 255.0),
+        ((33, 17, 4), (0.1, 0.2, 0.3, 0.4), (0.2, 0.3, 0.2, 0.3), 255.0),
+        ((33, 17, 1), (0.5,), (0.2,), 255.0),
+        ((33, 17, 3), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 1.0),
+    ],
+)
+def test_normalize_equals_albumentations_to_the_bit(
+    shape: tuple[int, ...], mean: tuple, std: tuple, max_pixel_value: float
+) -> None:
+    import numpy as np
+
+    from seglab.data.transforms import Normalize
+
+    rng = np.random.default_rng(0)
+    for image in (rng.integers(0, 256, shape, dtype=np.uint8), rng.random(shape, np.float32)):
+        ours = Normalize(mean=mean, std=std, max_pixel_value=max_pixel_value)(image=image)
+        theirs = A.Normalize(mean=mean, std=std, max_pixel_value=max_pixel_value)(image=image)
+        assert ours["image"].dtype == theirs["image"].dtype
+        np.testing.assert_array_equal(ours["image"], theirs["image"])
+
+
+def test_rotate90_draws_and_pixels_equal_albumentations() -> None:
+    """Seeded alike, seglab's RandomRotate90 turns each image and mask exactly as
+    albumentations' does (cv2 for up to 4 channels, numpy beyond)."""
+    import numpy as np
+
+    from seglab.data.transforms import RandomRotate90
+
+    rng = np.random.default_rng(1)
+    for channels in ((), (1,), (3,), (4,), (6,)):
+        image = rng.integers(0, 256, (12, 7, *channels), dtype=np.uint8)
+        mask = rng.integers(0, 5, (12, 7), dtype=np.uint8)
+        ours = A.Compose([RandomRotate90(p=0.75)], seed=3)
+        theirs = A.Compose([A.RandomRotate90(p=0.75)], seed=3)
+        for _ in range(12):
+            a, b = ours(image=image, mask=mask), theirs(image=image, mask=mask)
+            np.testing.assert_array_equal(a["image"], b["image"])
+            np.testing.assert_array_equal(a["mask"], b["mask"])

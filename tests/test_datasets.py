@@ -286,6 +286,37 @@ def test_inria_truncated_tile(roots: dict, tmp_path: Path) -> None:
         val[0]
 
 
+def test_inria_gt_value_neither_0_nor_255_names_the_tile(roots: dict, tmp_path: Path) -> None:
+    import tifffile
+
+    root = tmp_path / "inria"
+    shutil.copytree(roots["inria"][0], root)
+    gt_path = root / "AerialImageDataset" / "train" / "gt" / "austin1.tif"
+    gt = tifffile.imread(gt_path)
+    gt[5, 7] = 128
+    tifffile.imwrite(gt_path, gt, photometric="minisblack")
+    val = InriaAerial(root, "val", crop_size=32, cache_dir=tmp_path / "c")
+    with pytest.raises(BadSampleError, match=r"austin1.tif: raw label values \[128\] are not"):
+        val[0]
+
+
+@pytest.mark.parametrize("table", [{0: 0, 255: 1}, {0: 0, 7: 255, 9: 3}])
+def test_label_lookup_and_value_check_agree_with_numpy(table: dict[int, int]) -> None:
+    """The uint8 fast paths (one cv2 lookup and a max, or a histogram when the table maps to
+    255 itself) give numpy's `lut[raw]` and name exactly the unknown raw values."""
+    from seglab.data.base import apply_lut, label_lut, label_values
+
+    lut = label_lut(table)
+    raw = np.random.default_rng(0).choice(np.array(list(table), np.uint8), (37, 53))
+    for view in (raw, raw[:, ::-2], raw[..., None], raw[:0]):
+        mapped = apply_lut(lut, view, Path("m.png"), "D")
+        assert mapped.dtype == np.uint8 and np.array_equal(mapped, lut[view])
+        assert np.array_equal(label_values(view), np.unique(view))
+    raw[3, 4], raw[0, 0] = 200, 201
+    with pytest.raises(BadSampleError, match=r"m.png: raw label values \[200, 201\] are not D"):
+        apply_lut(lut, raw, Path("m.png"), "D")
+
+
 def test_inria_whole_tile_validation(roots: dict) -> None:
     root, gts = roots["inria"]
     val = InriaAerial(root, "val", crop_size=32, val_crop_size=5000, cache_dir=roots["cache"])

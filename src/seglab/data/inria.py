@@ -189,7 +189,7 @@ class InriaAerial(SegmentationReader):
             y, x = np.random.randint(0, h - ch + 1), np.random.randint(0, w - cw + 1)
         crop = np.ascontiguousarray(image[y : y + ch, x : x + cw, :3])
         raw = np.ascontiguousarray(gt[y : y + ch, x : x + cw])
-        return crop.astype(np.uint8), apply_lut(GT_LUT, raw, gt_path, self.dataset_name)
+        return crop.astype(np.uint8, copy=False), apply_lut(GT_LUT, raw, gt_path, self.dataset_name)
 
     def extra(self, index: int) -> dict[str, Any]:
         return {"group": self.tiles[self.crops[index][0]][2]}

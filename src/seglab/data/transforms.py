@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import albumentations as A
+import cv2
+import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from seglab.errors import ConfigError
@@ -35,6 +37,44 @@ def pipeline_steps(steps: Steps) -> list[Any]:
     return [step for step in steps if step is not None]
 
 
+class Normalize(A.Normalize):
+    """albumentations' Normalize, with 8-bit colour images through one cv2 lookup in a table of
+    all channels: albucore looks each channel up on its own strided view and merges them, three
+    to five times slower at 512² (a fifth of an Inria crop's pipeline). The table is albucore's,
+    so the values are the same to the bit; anything else goes to albumentations."""
+
+    def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
+        channels = img.shape[-1] if img.ndim == 3 else 0
+        if not (
+            self.normalization == "standard"
+            and img.dtype == np.uint8
+            and 1 < channels <= 4
+            and np.size(self.mean_np) == channels
+            and np.size(self.denominator) == channels
+        ):
+            return super().apply(img, **params)
+        levels = np.arange(256, dtype=np.float32)[:, None]
+        mean = np.asarray(self.mean_np, dtype=np.float32).reshape(1, -1)
+        table = (levels - mean) * np.asarray(self.denominator, dtype=np.float32).reshape(1, -1)
+        return cv2.LUT(np.ascontiguousarray(img), table.reshape(1, 256, channels))
+
+
+class RandomRotate90(A.RandomRotate90):
+    """albumentations' RandomRotate90 (same draws, same pixels) with cv2.rotate for images and
+    masks of up to 4 channels: numpy's rotated view made contiguous costs ten times as much
+    (1.6 ms of a 512² crop and its mask)."""
+
+    _CV2 = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+
+    def apply(self, img: np.ndarray, factor: int, **params: Any) -> np.ndarray:
+        if factor % 4 == 0:
+            return img
+        if img.ndim == 2 or (img.ndim == 3 and img.shape[-1] <= 4):
+            rotated = cv2.rotate(np.ascontiguousarray(img), self._CV2[factor % 4])
+            return rotated.reshape(*rotated.shape[:2], *img.shape[2:])
+        return super().apply(img, factor, **params)
+
+
 def build_transform(
     steps: Steps,
     mean: Sequence[float],
@@ -49,7 +89,7 @@ def build_transform(
     return A.Compose(
         [
             *pipeline_steps(steps),
-            A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=max_pixel_value),
+            Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=max_pixel_value),
             ToTensorV2(),
         ],
     )

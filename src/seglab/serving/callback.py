@@ -8,6 +8,7 @@ A store that fails while the model is logged is a warning in the end-of-run summ
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from mlflow import MlflowClient
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from rich.console import Console
 
+from seglab.compat import PrivateAPIError, requirement_map_builder
 from seglab.serving.log_model import log_run_model
 from seglab.serving.registry import check_registrable, register_run_model
 from seglab.tracking.logger import find_mlflow_logger
@@ -30,13 +32,25 @@ class LogRunModel(Callback):
     def __init__(self, enabled: bool = True, register_as: str | None = None) -> None:
         self.enabled = enabled
         self.register_as = register_as or None
+        self._requirement_map: threading.Thread | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """A name holding other classes is refused before training, not after it."""
+        """A name holding other classes is refused before training, not after it; MLflow's
+        package map (seconds) is built on a background thread while the model trains."""
         logger = find_mlflow_logger(trainer)
-        if self.enabled and self.register_as and logger is not None and trainer.is_global_zero:
+        if not (self.enabled and logger is not None and trainer.is_global_zero):
+            return
+        if self.register_as:
             names = list(pl_module.hparams["data"]["class_names"])
             check_registrable(MlflowClient(logger.tracking_uri), self.register_as, names)
+        try:
+            build = requirement_map_builder()
+        except PrivateAPIError:  # only an optimisation: MLflow then builds it at fit end
+            return
+        self._requirement_map = threading.Thread(
+            target=build, name="seglab-mlflow-package-map", daemon=True
+        )
+        self._requirement_map.start()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         logger = find_mlflow_logger(trainer)
@@ -45,6 +59,8 @@ class LogRunModel(Callback):
         best = _best_checkpoint(trainer)
         if best is None:
             return
+        if self._requirement_map is not None:  # one build, not a second one racing it
+            self._requirement_map.join()
         try:
             info = log_run_model(best[0], logger.run_id, logger.tracking_uri)
             if self.register_as:
