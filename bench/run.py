@@ -281,7 +281,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sliding-stride", type=int, default=384)
     parser.add_argument("--skip-sliding", action="store_true", help="leave the sliding keys null")
     parser.add_argument(
-        "--step-batch", type=int, default=12, help="batch of the steady-state step (≈100 ms here)"
+        "--step-batch", type=int, default=4, help="batch of the steady-state step (≈100 ms here)"
     )
     parser.add_argument("--epochs", type=int, default=4, help="epochs per whole-epoch run")
     parser.add_argument("--epoch-steps", type=int, default=40, help="training steps per epoch")

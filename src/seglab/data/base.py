@@ -220,10 +220,9 @@ def require_dir(dataset: str, root: str | Path, layout: str, source: str) -> Pat
 
 def apply_lut(lut: np.ndarray, raw: np.ndarray, path: Path, dataset: str) -> np.ndarray:
     """`lut[raw]` as uint8; raw values the table marks invalid (< 0 or > 255) name the file."""
-    if (
-        raw.dtype == np.uint8 and lut.size == 256 and raw.size
-    ):  # the common case: cv2's table lookup, a
-        valid = (lut >= 0) & (lut <= 255)  # tenth of numpy indexing
+    if raw.dtype == np.uint8 and lut.size == 256 and raw.size:
+        # The common case, by cv2's table lookup (a tenth of numpy indexing).
+        valid = (lut >= 0) & (lut <= 255)
         raw = np.ascontiguousarray(raw)
         if not (lut[valid] == 255).any():  # 255 is free to mark invalid raw values: one max
             mapped = cv2.LUT(raw, np.where(valid, lut, 255).astype(np.uint8)).reshape(raw.shape)
