@@ -173,3 +173,43 @@ def test_rotate90_draws_and_pixels_equal_albumentations() -> None:
             a, b = ours(image=image, mask=mask), theirs(image=image, mask=mask)
             np.testing.assert_array_equal(a["image"], b["image"])
             np.testing.assert_array_equal(a["mask"], b["mask"])
+
+
+def test_augmentations_follow_the_seed_and_differ_between_workers() -> None:
+    """`seed` fixes the augmentations (albumentations' Compose keeps its own generator), and
+    DataLoader workers, forked with one copy of it, still draw different ones."""
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from seglab.data.transforms import build_transform
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+
+    def crops(seed: int) -> list:
+        torch.manual_seed(seed)
+        transform = build_transform([A.RandomCrop(8, 8)], (0.5,) * 3, (0.25,) * 3)
+        return [transform(image=image)["image"] for _ in range(4)]
+
+    assert all(torch.equal(a, b) for a, b in zip(crops(7), crops(7), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(crops(7), crops(8), strict=True))
+
+    transform = build_transform([A.RandomCrop(8, 8)], (0.5,) * 3, (0.25,) * 3)
+    data = [image] * 4
+
+    class Crops(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(data)
+
+        def __getitem__(self, index: int) -> torch.Tensor:
+            return transform(image=data[index])["image"]
+
+    def load(seed: int) -> list:
+        loader = DataLoader(
+            Crops(), batch_size=None, num_workers=2, generator=torch.Generator().manual_seed(seed)
+        )
+        return list(loader)
+
+    first = load(3)
+    assert not torch.equal(first[0], first[1])  # worker 0's first crop vs worker 1's
+    assert all(torch.equal(a, b) for a, b in zip(first, load(3), strict=True))

@@ -8,6 +8,7 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 from albumentations.pytorch import ToTensorV2
 
 from seglab.errors import ConfigError
@@ -75,6 +76,27 @@ class RandomRotate90(A.RandomRotate90):
         return super().apply(img, factor, **params)
 
 
+class SeededCompose(A.Compose):
+    """albumentations' Compose, its random state taken from torch's seed of the process using it.
+
+    Compose keeps its own generator, seeded from OS entropy unless given a seed, so a run's
+    `seed` did not fix its augmentations, and DataLoader workers, forked with a copy of one
+    generator, drew the same augmentations as one another. Before a call in a new process it is
+    reseeded from the worker's seed (`get_worker_info().seed`: the DataLoader's base seed, which
+    Lightning's seeding fixes, plus the worker id), or `torch.initial_seed()` outside workers.
+    """
+
+    _seeded_from: int | None = None
+
+    def __call__(self, *args: Any, **data: Any) -> dict[str, Any]:
+        info = torch.utils.data.get_worker_info()
+        seed = (info.seed if info is not None else torch.initial_seed()) % 2**32
+        if seed != self._seeded_from:
+            self.set_random_seed(seed)
+            self._seeded_from = seed
+        return super().__call__(*args, **data)
+
+
 def build_transform(
     steps: Steps,
     mean: Sequence[float],
@@ -86,7 +108,7 @@ def build_transform(
     Normalisation lives here rather than in each config so that training, validation and
     inference (which read `data.mean`/`data.std`) can never disagree.
     """
-    return A.Compose(
+    return SeededCompose(
         [
             *pipeline_steps(steps),
             Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=max_pixel_value),
