@@ -33,6 +33,14 @@ def _missing(library: str, what: str, purpose: str) -> PrivateAPIError:
     )
 
 
+def _private(module: Any, name: str, library: str, purpose: str) -> Any:
+    """`module.name`, or a PrivateAPIError naming it and what seglab needs it for."""
+    found = getattr(module, name, None)
+    if found is None:
+        raise _missing(library, f"{module.__name__}.{name}", purpose)
+    return found
+
+
 # --- torch ------------------------------------------------------------------------------------
 # torch.cpu has no public "does this CPU do bf16 natively" query. torch 2.14.1.
 CPU_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
@@ -137,13 +145,9 @@ def use_tracking_uri(uri: str) -> Any:
     """
     from mlflow.tracking._tracking_service import utils
 
-    use = getattr(utils, "_use_tracking_uri", None)
-    if use is None:
-        raise _missing(
-            "mlflow",
-            "mlflow.tracking._tracking_service.utils._use_tracking_uri",
-            "a run's model is logged into the run's own store",
-        )
+    use = _private(
+        utils, "_use_tracking_uri", "mlflow", "a run's model is logged into the run's own store"
+    )
     return use(uri)
 
 
@@ -156,14 +160,12 @@ def requirement_map_builder() -> Any:
     """
     from mlflow.utils import requirements_utils
 
-    build = getattr(requirements_utils, "_init_packages_to_modules_map", None)
-    if build is None:
-        raise _missing(
-            "mlflow",
-            "mlflow.utils.requirements_utils._init_packages_to_modules_map",
-            "the package map is built while the model is logged (seconds at the end of a run)",
-        )
-    return build
+    return _private(
+        requirements_utils,
+        "_init_packages_to_modules_map",
+        "mlflow",
+        "the package map is built while the model is logged (seconds at the end of a run)",
+    )
 
 
 # --- Optuna -----------------------------------------------------------------------------------
