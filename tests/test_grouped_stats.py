@@ -132,3 +132,9 @@ def test_stats_command_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as info:
         main(["data=ccp", f"data.root={tmp_path / 'nowhere'}"])
     assert info.value.code == 2 and "label_list.mat" in capsys.readouterr().err
+    for bad, named in ((["data=nosuchset"], "nosuchset"), (["--root=/x"], "--root=/x")):
+        with pytest.raises(SystemExit) as info:
+            main(bad)
+        assert info.value.code == 2 and named in capsys.readouterr().err
+    main(["--help"])
+    assert "python -m seglab.data.stats data=<name>" in capsys.readouterr().out

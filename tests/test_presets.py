@@ -107,6 +107,7 @@ def test_ccp_unet_cpu_trains_a_few_steps_on_the_real_photos(tmp_path: Path, monk
             f"data.cache_dir={tmp_path / 'cache'}",
             "data.num_workers=0",
             "trainer.max_epochs=1",
+            "trainer.check_val_every_n_epoch=1",  # the preset validates every 2nd epoch
             "trainer.limit_train_batches=2",
             "trainer.limit_val_batches=1",
             "trainer.num_sanity_val_steps=0",

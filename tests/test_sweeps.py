@@ -11,6 +11,7 @@ import optuna
 import pytest
 import submitit
 from hydra import compose, initialize_config_dir
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
@@ -247,10 +248,18 @@ def test_joblib_grid_runs_jobs_with_dataloader_workers(
         assert child.data.params["data.num_workers"] == "1"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "val/mIoU")]
         assert len(steps) == 2 and len(set(steps)) == 2  # every epoch, none lost or twice
-    # Two jobs really ran at a time: some pair of children overlapped in time.
-    spans = sorted((c.info.start_time, c.info.end_time) for c in children)
+    # Two jobs really ran at a time: some job started before another ended. A job starts when
+    # Hydra writes its .hydra/config.yaml in the worker, before the imports and the MLflow run (the
+    # runs alone need not overlap: one worker's imports can outlast the other's short run).
+    spans = sorted((_job_started_ms(tmp_path / "sweep", c), c.info.end_time) for c in children)
     assert any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
     assert "database is locked" not in proc.stdout + proc.stderr
+
+
+def _job_started_ms(sweep_dir: Path, child: Run) -> int:
+    """When the child's job began: Hydra writes <sweep>/<job num>/.hydra/config.yaml first."""
+    config = sweep_dir / child.data.tags["seglab.job_num"] / ".hydra" / "config.yaml"
+    return int(config.stat().st_mtime * 1000)
 
 
 def test_failed_jobs_become_failed_children_in_process(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from seglab.data.cache import announce, cache_dir_for
-from seglab.errors import report_user_errors
+from seglab.errors import ConfigError, report_user_errors
 
 STATS_VERSION = 1
 
@@ -136,15 +136,24 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
 
     conf = Path(__file__).resolve().parents[3] / "conf"
     os.environ.setdefault("SEGLAB_ROOT", str(conf.parent))  # data/ defaults as for train.py
     overrides = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(overrides):
+        print(__doc__)
+        return
 
     @report_user_errors
     def run() -> None:
-        with initialize_config_dir(str(conf), version_base="1.3"):
-            cfg = compose("train", overrides=overrides)
+        try:
+            with initialize_config_dir(str(conf), version_base="1.3"):
+                cfg = compose("train", overrides=overrides)
+        except HydraException as error:  # a misspelt group or key, or an unparsable override
+            raise ConfigError(
+                f"python -m seglab.data.stats {' '.join(overrides)}: {error}"
+            ) from error
         print(format_table(dataset_stats(cfg.data)))
 
     run()
