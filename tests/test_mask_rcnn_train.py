@@ -154,7 +154,8 @@ def trained_at(
     args = [*TRAIN, f"data.root={shapes}", f"trainer.precision={request.param}",
             "trainer.max_epochs=1", "trainer.limit_train_batches=2",
             "callbacks.mlflow_artifacts=null"]  # fmt: skip
-    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
+    # bf16 is emulated (slow) on CPUs without AVX-512 BF16/AMX: it took > 600 s on a 2-core AVX2 one
+    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = tmp / "run"
     run_id = json.loads((out / "mlflow_run.json").read_text())["run_id"]
