@@ -42,6 +42,9 @@ EVERY_DATASET = {
 }
 # Both precisions seglab chooses, forced, so a CPU without native bf16 still runs bf16-mixed.
 PRECISIONS = ("32-true", "bf16-mixed")
+# bf16 is emulated (slow) on CPUs without AVX-512 BF16/AMX: the bf16 train.py run took > 600 s on
+# a 2-core AVX2 one, so its subprocesses get longer than run_entry_point's default.
+BF16_TIMEOUT_S = 1800
 
 
 @pytest.mark.parametrize("name", list(EVERY_DATASET))
@@ -154,8 +157,7 @@ def trained_at(
     args = [*TRAIN, f"data.root={shapes}", f"trainer.precision={request.param}",
             "trainer.max_epochs=1", "trainer.limit_train_batches=2",
             "callbacks.mlflow_artifacts=null"]  # fmt: skip
-    # bf16 is emulated (slow) on CPUs without AVX-512 BF16/AMX: it took > 600 s on a 2-core AVX2 one
-    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri, timeout=1800)
+    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri, timeout=BF16_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = tmp / "run"
     run_id = json.loads((out / "mlflow_run.json").read_text())["run_id"]
@@ -169,7 +171,7 @@ def test_eval_reports_the_checkpoints_map(trained_at: dict, tmp_path: Path) -> N
 
     ckpt = trained_at["out"] / "checkpoints" / "last.ckpt"
     args = [f"ckpt_path={ckpt}", "progress_bar=false"]
-    proc = run_entry_point("eval.py", args, tmp_path, timeout=1800)  # emulated bf16: see above
+    proc = run_entry_point("eval.py", args, tmp_path, timeout=BF16_TIMEOUT_S)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "test/mAP50" in proc.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
