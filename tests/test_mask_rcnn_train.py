@@ -25,8 +25,8 @@ TINY_MASK_RCNN = [
     "+model.rpn_pre_nms_top_n_test=128",
     "+model.rpn_post_nms_top_n_test=64",
     "+model.box_batch_size_per_image=64",
-    # An untrained head keeps all 100 detections it may: their mask head is most of an eval
-    # step (≈ 7× with 100 than with 16, far more where bf16 is emulated); 64 px shapes need 16.
+    # An untrained head keeps all 100 detections it may, and their mask head is most of an eval
+    # step (bf16 emulated, 2 images: 85 s with 100, 12 s with 10); 64 px shapes need 16.
     "model.box_detections_per_img=16",
 ]
 # Every dataset's fixture images are at most 64 px a side: the model sees them at 64 px, and the
@@ -45,9 +45,6 @@ EVERY_DATASET = {
 }
 # Both precisions seglab chooses, forced, so a CPU without native bf16 still runs bf16-mixed.
 PRECISIONS = ("32-true", "bf16-mixed")
-# bf16 is emulated (slow) on CPUs without AVX-512 BF16/AMX: the bf16 train.py run took > 600 s on
-# a 2-core AVX2 one, so its subprocesses get longer than run_entry_point's default.
-BF16_TIMEOUT_S = 1800
 
 
 @pytest.mark.parametrize("name", list(EVERY_DATASET))
@@ -157,7 +154,7 @@ def trained_at(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     args = [*TRAIN, f"data.root={tmp / 'shapes'}", "data.prepare.num_train=4",
             "data.prepare.num_val=2", f"trainer.precision={request.param}",
             "trainer.max_epochs=1", "callbacks.mlflow_artifacts=null"]  # fmt: skip
-    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri, timeout=BF16_TIMEOUT_S)
+    proc = run_entry_point("train.py", args, tmp, tracking_uri=uri)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = tmp / "run"
     run_id = json.loads((out / "mlflow_run.json").read_text())["run_id"]
@@ -170,8 +167,7 @@ def test_eval_reports_the_checkpoints_map(trained_at: dict, tmp_path: Path) -> N
     from mlflow.tracking import MlflowClient
 
     ckpt = trained_at["out"] / "checkpoints" / "last.ckpt"
-    args = [f"ckpt_path={ckpt}", "progress_bar=false"]
-    proc = run_entry_point("eval.py", args, tmp_path, timeout=BF16_TIMEOUT_S)
+    proc = run_entry_point("eval.py", [f"ckpt_path={ckpt}", "progress_bar=false"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "test/mAP50" in proc.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
