@@ -185,25 +185,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     datamodule.prepare_data()  # generate the default data once, outside every timing
     batch = int(cfg.data.batch_size)
     platform_s, plain_s, loader_ips = [], [], []
-    for i in range(args.repeats):  # interleaved, so load drifts hit both sides alike
-        with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
-            plain_s.append(
-                plain_seconds_per_step(Path(tmp), args.steps, args.warmup, step_overrides)
-            )
-            platform_s.append(
-                platform_seconds_per_step(Path(tmp), args.steps, args.warmup, step_overrides)
-            )
+    sides = {
+        "plain": lambda tmp: plain_seconds_per_step(tmp, args.steps, args.warmup, step_overrides),
+        "platform": lambda tmp: platform_seconds_per_step(
+            tmp, args.steps, args.warmup, step_overrides
+        ),
+    }
+    for i in range(args.step_repeats):
+        # Pairs, run back to back in alternating order (plain first, then train.py first), so
+        # a slow spell of a shared machine (±10 % over minutes on a cloud VM) hits both sides
+        # of a pair alike; the ratio is the median of the pairs' ratios.
+        timed = {}
+        for side in sorted(sides, reverse=bool(i % 2)):
+            with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
+                timed[side] = sides[side](Path(tmp))
+        plain_s.append(timed["plain"])
+        platform_s.append(timed["platform"])
         loader_ips.append(loader_images_per_second(step_overrides, args.loader_batches))
         print(
-            f"repeat {i + 1}/{args.repeats}: plain {plain_s[-1] * 1e3:.1f} ms/step, "
+            f"pair {i + 1}/{args.step_repeats}: plain {plain_s[-1] * 1e3:.1f} ms/step, "
             f"train.py {platform_s[-1] * 1e3:.1f} ms/step, loader {loader_ips[-1]:.0f} img/s",
             file=sys.stderr,
         )
+    pair_ratios = [a / b for a, b in zip(platform_s, plain_s, strict=True)]
     platform_step, plain_step = statistics.median(platform_s), statistics.median(plain_s)
     model_ips = batch / plain_step
     metric_s = metric_update_seconds(step_overrides)
     results: dict[str, Any] = {
-        "platform_overhead_ratio": platform_step / plain_step,
+        "platform_overhead_ratio": statistics.median(pair_ratios),
         "loader_to_model_throughput_ratio": statistics.median(loader_ips) / model_ips,
         "metric_update_fraction": metric_s / platform_step,
         "sliding_window_peak_mem_ratio": None,
@@ -216,6 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     details: dict[str, Any] = {
         "train_py_s_per_step": platform_s, "plain_loop_s_per_step": plain_s,
+        "pair_ratios": pair_ratios,
         "loader_images_per_s": loader_ips, "model_images_per_s": model_ips,
         "metric_update_s": metric_s, "batch_size": batch, "steps": args.steps,
         "warmup_steps": args.warmup, "precision": str(cfg.trainer.precision),
@@ -273,8 +283,11 @@ def markdown_table(results: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--repeats", type=int, default=3, help="runs per side; medians reported")
-    parser.add_argument("--steps", type=int, default=60, help="training steps timed per run")
-    parser.add_argument("--warmup", type=int, default=10, help="first steps left out (start-up)")
+    parser.add_argument("--steps", type=int, default=120, help="training steps timed per run")
+    parser.add_argument("--warmup", type=int, default=20, help="first steps left out (start-up)")
+    parser.add_argument(
+        "--step-repeats", type=int, default=5, help="pairs of steady-state runs; median ratio"
+    )
     parser.add_argument("--loader-batches", type=int, default=40)
     parser.add_argument("--sliding-size", type=int, default=5000, help="image side, pixels")
     parser.add_argument("--sliding-window", type=int, default=512)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import types
 from pathlib import Path
@@ -31,6 +32,7 @@ def test_bench_runs_end_to_end_at_toy_size(
     out = tmp_path / "results.json"
     overrides = [f"--override={o}" for o in [*TINY_DATA, f"data.root={tiny_synthetic_root}"]]
     args = ["--repeats=1", "--steps=4", "--warmup=1", "--loader-batches=2", f"--out={out}"]
+    args.append("--step-repeats=2")  # both orders of a steady-state pair
     args.append("--skip-sliding")  # its harness has its own test below; one process less here
     # the pipelines have their own test below; epochs of two steps, the data's own batch size
     args += ["--skip-pipelines", "--epochs=2", "--epoch-steps=2", "--epoch-batch=2"]
@@ -45,6 +47,11 @@ def test_bench_runs_end_to_end_at_toy_size(
     assert isinstance(results["extra_ms_per_step"], float)
     assert results["sliding_window_time_ratio"] is None
     assert results["pipeline_decode_ratio_inria"] is None
+    steady = results["details"]
+    pairs = zip(steady["train_py_s_per_step"], steady["plain_loop_s_per_step"], strict=True)
+    ratios = [platform / plain for platform, plain in pairs]
+    assert steady["pair_ratios"] == pytest.approx(ratios) and len(ratios) == 2
+    assert results["platform_overhead_ratio"] == pytest.approx(statistics.median(ratios))
     epochs = results["details"]["epochs"]
     assert len(epochs["train_py_s_per_epoch"]) == len(epochs["plain_s_per_epoch"]) == 1
     assert results["details"]["device"] == "cpu"

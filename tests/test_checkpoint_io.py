@@ -3,13 +3,15 @@ the epoch boundary off the training thread (issue 20) keeps its guarantees."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow import MlflowClient
 
-from seglab.checkpoint_io import BackgroundCheckpointIO
+from seglab.checkpoint_io import BackgroundCheckpointIO, DirectTorchCheckpointIO
 from seglab.tracking.logger import SeglabMLFlowLogger
 from tests.conftest import new_store
 
@@ -25,6 +27,54 @@ def test_background_write_holds_the_state_at_save_time(tmp_path: Path) -> None:
     saved = torch.load(path, weights_only=True)
     assert saved["epoch"] == 3 and torch.equal(saved["state_dict"]["w"], torch.zeros(1000))
     assert io.load_checkpoint(path)["epoch"] == 3
+    io.teardown()
+
+
+def test_local_checkpoints_are_written_in_place_atomically(tmp_path: Path) -> None:
+    io = DirectTorchCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"w": torch.arange(4)}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(4))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not a temporary file's 0600
+
+    class Unpicklable:
+        def __reduce__(self):  # noqa: ANN204
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        io.save_checkpoint({"w": torch.zeros(4), "bad": Unpicklable()}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(4))  # untouched
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temporary left
+
+
+def test_remote_checkpoints_go_through_lightning(tmp_path: Path) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    DirectTorchCheckpointIO().save_checkpoint({"w": torch.ones(3)}, "memory://seglab/last.ckpt")
+    with fsspec.open("memory://seglab/last.ckpt", "rb") as file:
+        assert torch.equal(torch.load(file, weights_only=True)["w"], torch.ones(3))
+
+
+def test_waiting_for_one_path_leaves_later_writes_queued(tmp_path: Path) -> None:
+    # The MLflow model is made from best.ckpt while last.ckpt is still being written.
+    release = threading.Event()
+
+    class SlowLast(__import__("lightning_fabric").plugins.TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:  # noqa: ANN001
+            if Path(path).name == "last.ckpt":
+                assert release.wait(timeout=60)
+            super().save_checkpoint(checkpoint, path, storage_options)
+
+    io = BackgroundCheckpointIO(SlowLast())
+    best, last = tmp_path / "best.ckpt", tmp_path / "last.ckpt"
+    io.save_checkpoint({"w": torch.ones(2)}, best)
+    io.save_checkpoint({"w": torch.zeros(2)}, last)
+    io.wait(best)
+    assert best.is_file() and not last.exists()
+    release.set()
+    io.wait()
+    assert torch.equal(torch.load(last, weights_only=True)["w"], torch.zeros(2))
     io.teardown()
 
 

@@ -76,6 +76,22 @@ def test_window_batch_does_not_change_the_result(task) -> None:
     torch.testing.assert_close(one, many, atol=1e-5, rtol=1e-5)
 
 
+def test_class_maps_batch_images_of_one_size_up_to_the_val_batch_size(task, monkeypatch) -> None:
+    # The overlays' class maps: one inference per batch of same-sized images, not per image.
+    sizes = [(64, 64), (70, 90), (64, 64), (64, 64), (70, 90)]
+    images = [torch.randn(3, h, w) for h, w in sizes]
+    alone = [task.infer(image[None])[0].argmax(0) for image in images]
+    batches = []
+    infer = task.infer
+    monkeypatch.setattr(task, "infer", lambda batch: batches.append(len(batch)) or infer(batch))
+    monkeypatch.setitem(task.hparams["data"], "val_batch_size", 2)
+    maps = task.class_maps(images)
+    assert sorted(batches) == [1, 2, 2]  # 64²: 2 + 1; 70×90: 2
+    for got, want in zip(maps, alone, strict=True):
+        assert got.shape == want.shape
+        assert torch.equal(got, want)
+
+
 def test_infer_modes_and_tta(task) -> None:
     images = torch.randn(2, 3, 64, 64)
     whole = InferSettings.from_config({"mode": "whole"}, DATA)

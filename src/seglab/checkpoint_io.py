@@ -3,8 +3,8 @@
 A checkpoint of a U-Net resnet18 with its AdamW state is ~170 MB; serialising and writing two of
 them per epoch (best + last) stalled training for 0.5-2 s at every boundary. Here the tensors are
 copied on the training thread (fast: memory bandwidth, no pickling, no disk) and written by one
-worker thread, in order, atomically (Lightning's `TorchCheckpointIO`: a temporary file, then a
-rename), so a crash mid-write never leaves a half-written checkpoint behind.
+worker thread, in order, atomically (`DirectTorchCheckpointIO`: a temporary file beside the
+target, then a rename), so a crash mid-write never leaves a half-written checkpoint behind.
 
 Anything that reads a checkpoint this run wrote calls `wait_for_checkpoints(trainer)` first;
 Lightning's teardown (end of fit, an exception, Ctrl-C) waits for the queue as well.
@@ -12,16 +12,52 @@ Lightning's teardown (end of fit, an exception, Ctrl-C) waits for the queue as w
 
 from __future__ import annotations
 
+import os
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import torch
+from lightning_fabric.plugins import TorchCheckpointIO
 from lightning_fabric.utilities.apply_func import apply_to_collection
+from lightning_fabric.utilities.cloud_io import get_filesystem
 from pytorch_lightning.plugins.io import AsyncCheckpointIO
 
 
 def _copy(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().clone()
+
+
+class DirectTorchCheckpointIO(TorchCheckpointIO):
+    """Lightning's `TorchCheckpointIO`, writing local files straight to disk.
+
+    Lightning serialises into memory first (for object stores) and copies that buffer out to a
+    temporary file: for a local path that is two extra copies of the checkpoint in memory and
+    about twice the time (170 MB: ≈ 0.45 s against ≈ 0.22 s). Here `torch.save` writes a
+    temporary file beside the target, renamed over it once complete, so a crash mid-write still
+    never leaves a half-written checkpoint. Other filesystems (s3://, gs://...) go to Lightning.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
+        protocol = get_filesystem(path).protocol
+        local = "file" in ((protocol,) if isinstance(protocol, str) else protocol)
+        if storage_options is not None or not local:
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A name of its own (not mkstemp's private mode: the file keeps the umask's permissions).
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with temporary.open("xb") as file:
+                torch.save(checkpoint, file)
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
 
 
 class BackgroundCheckpointIO(AsyncCheckpointIO):
@@ -33,8 +69,8 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
     """
 
     def __init__(self, checkpoint_io: Any = None) -> None:
-        super().__init__(checkpoint_io)
-        self._pending: list[Future] = []
+        super().__init__(checkpoint_io if checkpoint_io is not None else DirectTorchCheckpointIO())
+        self._pending: list[tuple[str, Future]] = []  # (path, its write), in queue order
 
     def _ensure_setup(self) -> None:
         if self._executor is None:
@@ -49,19 +85,23 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
         assert self._executor is not None and self.checkpoint_io is not None
         copied = apply_to_collection(checkpoint, torch.Tensor, _copy)
         write = self.checkpoint_io.save_checkpoint
-        self._pending.append(self._executor.submit(write, copied, path, storage_options))
+        future = self._executor.submit(write, copied, path, storage_options)
+        self._pending.append((os.fspath(path), future))
 
-    def wait(self) -> None:
-        """Block until every queued checkpoint is on disk; a failed write raises here."""
-        pending, self._pending = self._pending, []
+    def wait(self, path: str | os.PathLike | None = None) -> None:
+        """Block until every queued checkpoint (or only those of `path`, so a reader of best.ckpt
+        need not wait for last.ckpt) is on disk; a failed write raises here."""
+        wanted = None if path is None else os.fspath(path)
+        pending = [f for p, f in self._pending if wanted in (None, p)]
+        self._pending = [(p, f) for p, f in self._pending if wanted not in (None, p)]
         errors = [f.exception() for f in pending]
         first = next((e for e in errors if e is not None), None)
         if first is not None:
             raise first
 
     def _raise_failed(self) -> None:
-        done = [f for f in self._pending if f.done()]
-        self._pending = [f for f in self._pending if not f.done()]
+        done = [f for _, f in self._pending if f.done()]
+        self._pending = [(p, f) for p, f in self._pending if not f.done()]
         for future in done:
             if future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
@@ -81,8 +121,9 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
             super().teardown()
 
 
-def wait_for_checkpoints(trainer: Any) -> None:
-    """Wait until the checkpoints `trainer` queued are written (no-op for other checkpoint IO)."""
+def wait_for_checkpoints(trainer: Any, path: str | os.PathLike | None = None) -> None:
+    """Wait until the checkpoints `trainer` queued (or those of `path` only) are written
+    (no-op for other checkpoint IO)."""
     checkpoint_io = getattr(trainer.strategy, "checkpoint_io", None)
     if isinstance(checkpoint_io, BackgroundCheckpointIO):
-        checkpoint_io.wait()
+        checkpoint_io.wait(path)

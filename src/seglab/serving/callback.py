@@ -1,4 +1,4 @@
-"""At the end of fit (rank 0), the best checkpoint becomes the run's MLflow model, and with
+"""At the end of training (rank 0), the best checkpoint becomes the run's MLflow model, and with
 `logger.register_model=<name>` a new version of `<name>` (see registry.py).
 
 Also on a run continued with `resume=`: ModelCheckpoint's best path comes back with last.ckpt.
@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from rich.console import Console
 
+from seglab.checkpoint_io import wait_for_checkpoints
 from seglab.compat import PrivateAPIError, requirement_map_builder
 from seglab.serving.log_model import log_run_model
 from seglab.serving.registry import check_registrable, register_run_model
@@ -52,7 +53,9 @@ class LogRunModel(Callback):
         )
         self._requirement_map.start()
 
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """At train end rather than fit end: Lightning's teardown, between the two, waits for
+        last.ckpt to be written, which the model (made from best.ckpt) need not wait for."""
         logger = find_mlflow_logger(trainer)
         if not (self.enabled and trainer.is_global_zero and logger is not None):
             return
@@ -62,7 +65,9 @@ class LogRunModel(Callback):
         if self._requirement_map is not None:  # one build, not a second one racing it
             self._requirement_map.join()
         try:
-            info = log_run_model(best[0], logger.run_id, logger.tracking_uri)
+            info = log_run_model(
+                best[0], logger.run_id, logger.tracking_uri, experiment_id=logger.experiment_id
+            )
             if self.register_as:
                 names = list(pl_module.hparams["data"]["class_names"])
                 client = MlflowClient(logger.tracking_uri)
@@ -88,6 +93,7 @@ def _best_checkpoint(trainer: pl.Trainer) -> tuple[Path, float | None] | None:
     if not isinstance(callback, ModelCheckpoint) or not callback.best_model_path:
         return None
     path = Path(callback.best_model_path)
+    wait_for_checkpoints(trainer, path)  # its write may still be queued
     if not path.is_file():
         return None
     score = callback.best_model_score

@@ -21,13 +21,17 @@ MODEL_KEYS_SHOWN = ("arch", "encoder", "in_channels", "num_classes")  # what tel
 FIRST_N = 3  # mismatching tensors named in an error
 
 
-def read_checkpoint(ckpt_path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict, opened with `weights_only=True`, checked to be seglab's."""
+def read_checkpoint(ckpt_path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint dict, opened with `weights_only=True`, checked to be seglab's.
+
+    `mmap=True` maps the file instead of reading it: only the tensors used are read (the weights
+    without the optimizer state, twice their size), for callers done with it before returning.
+    """
     path = Path(ckpt_path)
     if not path.is_file():
         raise SeglabError(f"ckpt_path={str(path)!r}: no such file (expected a .ckpt from train.py)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the same to a user
         raise SeglabError(
             f"ckpt_path={str(path)!r} cannot be opened safely (weights_only=True): {error}"

@@ -63,8 +63,20 @@ class SemanticSegmentationTask(SegmentationTask):
         return infer_logits(self, images, self.num_classes, self.infer_settings)
 
     def class_maps(self, images: Sequence[Tensor]) -> list[Tensor]:
-        """The argmax of `infer`, one image at a time (images may differ in size)."""
-        return [class_ids(self.infer(image[None].to(self.device)))[0] for image in images]
+        """The argmax of `infer` per image: images of one size go through together, in batches
+        of at most the validation batch size (what validation already fits in memory)."""
+        data = self.hparams["data"]
+        batch_size = int(data.get("val_batch_size") or data.get("batch_size") or 1)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            by_size.setdefault(tuple(image.shape), []).append(index)
+        maps: dict[int, Tensor] = {}
+        for indices in by_size.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                batch = torch.stack([images[i] for i in chunk]).to(self.device)
+                maps.update(zip(chunk, class_ids(self.infer(batch)), strict=True))
+        return [maps[i] for i in range(len(images))]
 
     def forward(self, image: Tensor) -> Tensor:
         """Logits at the input's resolution, for any input size.

@@ -96,7 +96,8 @@ class MLflowArtifacts(pl.Callback):
         ckpt = trainer.checkpoint_callback
         if logger is None or not trainer.is_global_zero or ckpt is None:
             return
-        wait_for_checkpoints(trainer)  # best.ckpt may still be being written
         best = getattr(ckpt, "best_model_path", "")
+        if best:
+            wait_for_checkpoints(trainer, best)  # it may still be being written
         if best and Path(best).is_file():
             logger.log_artifact(best, "checkpoints")
