@@ -20,3 +20,23 @@ def test_errors_from_loader_workers_are_reported_without_their_traceback() -> No
     with pytest.raises(BadSampleError) as caught:
         next(iter(DataLoader(Broken(), num_workers=1)))
     assert user_message(caught.value) == "/d/a.png: label values [30] outside 0..5"
+
+
+def test_imported_objects_are_frozen_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A multirun's later jobs run in the same process: freezing again would make the earlier
+    # jobs' garbage permanent.
+    import gc
+
+    import seglab.cli
+
+    monkeypatch.setattr(seglab.cli, "_frozen", False)
+    try:
+        seglab.cli.freeze_imported_objects()
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        garbage = [[] for _ in range(1000)]
+        seglab.cli.freeze_imported_objects()
+        assert gc.get_freeze_count() == frozen  # the second call froze nothing
+        del garbage
+    finally:
+        gc.unfreeze()
