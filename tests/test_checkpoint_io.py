@@ -70,7 +70,7 @@ def test_waiting_for_one_path_leaves_later_writes_queued(tmp_path: Path) -> None
     best, last = tmp_path / "best.ckpt", tmp_path / "last.ckpt"
     io.save_checkpoint({"w": torch.ones(2)}, best)
     io.save_checkpoint({"w": torch.zeros(2)}, last)
-    io.wait(best)
+    io.wait(f"{tmp_path}/./best.ckpt")  # another spelling of the same file
     assert best.is_file() and not last.exists()
     release.set()
     io.wait()

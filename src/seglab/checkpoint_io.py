@@ -29,6 +29,11 @@ def _copy(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().clone()
 
 
+def _key(path: str | os.PathLike) -> str:
+    """One spelling per file ("a/./best.ckpt", Path("a/best.ckpt")), to match waits to writes."""
+    return os.path.abspath(os.fspath(path))
+
+
 class DirectTorchCheckpointIO(TorchCheckpointIO):
     """Lightning's `TorchCheckpointIO`, writing local files straight to disk.
 
@@ -86,12 +91,12 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
         copied = apply_to_collection(checkpoint, torch.Tensor, _copy)
         write = self.checkpoint_io.save_checkpoint
         future = self._executor.submit(write, copied, path, storage_options)
-        self._pending.append((os.fspath(path), future))
+        self._pending.append((_key(path), future))
 
     def wait(self, path: str | os.PathLike | None = None) -> None:
         """Block until every queued checkpoint (or only those of `path`, so a reader of best.ckpt
         need not wait for last.ckpt) is on disk; a failed write raises here."""
-        wanted = None if path is None else os.fspath(path)
+        wanted = None if path is None else _key(path)
         pending = [f for p, f in self._pending if wanted in (None, p)]
         self._pending = [(p, f) for p, f in self._pending if wanted not in (None, p)]
         errors = [f.exception() for f in pending]
