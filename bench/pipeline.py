@@ -7,7 +7,8 @@ Inria-sized data (5000×5000 uncompressed GeoTIFF tiles + gt) through seglab's I
 into the bench's work dir (`bench/.work/`, git-ignored) and reused.
 
 Images/s per worker: one process reading samples one after another (a DataLoader worker does
-exactly this), so `GPU images/s ÷ this` is the number of workers a GPU needs. The bare decode
+exactly this), so `GPU images/s ÷ this` is the number of workers a GPU needs. The training
+pipeline leaves 8-bit images unnormalised (data.normalize_on_device): the device does that. The bare decode
 reads the same files with the fastest of cv2 and PIL (photos), or decodes whole tiles with
 tifffile and counts each as the `crops_per_tile` crops training takes from it (Inria), nothing
 else; `pipeline_decode_ratio_* = bare ÷ pipeline`.

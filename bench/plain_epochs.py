@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.device import synchronize
-from bench.plain_loop import autocast_dtype, build_plain
+from bench.plain_loop import autocast_dtype, build_plain, device_images
 
 
 def run_epochs(epochs: int, steps: int, overrides: list[str]) -> tuple[list[float], list[float]]:
@@ -34,6 +34,7 @@ def run_epochs(epochs: int, steps: int, overrides: list[str]) -> tuple[list[floa
     )
     dtype = autocast_dtype(str(cfg.trainer.precision))
     ignore, classes = int(cfg.data.ignore_index), int(cfg.data.num_classes)
+    to_input = device_images(cfg, device)
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
     starts: list[float] = []
     train_ends: list[float] = []
@@ -45,7 +46,7 @@ def run_epochs(epochs: int, steps: int, overrides: list[str]) -> tuple[list[floa
             for step, batch in enumerate(train_loader):
                 if step == steps:
                     break
-                image = batch["image"].to(device).contiguous(memory_format=memory_format)
+                image = to_input(batch["image"].to(device)).contiguous(memory_format=memory_format)
                 with torch.autocast(
                     device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
                 ):

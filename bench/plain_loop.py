@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,16 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     if precision.startswith("16"):
         return torch.float16
     return None
+
+
+def device_images(cfg: Any, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What the task does with a batch on the device (data.normalize_on_device): 8-bit images
+    normalised by data.mean/std, float ones as they are."""
+    from seglab.data.transforms import normalization_table, normalize_uint8
+
+    max_pixel_value = float(cfg.data.get("max_pixel_value") or 255.0)
+    table = normalization_table(cfg.data.mean, cfg.data.std, max_pixel_value).to(device)
+    return lambda images: normalize_uint8(images, table) if images.dtype == torch.uint8 else images
 
 
 def build_plain(overrides: list[str], total_steps: int) -> tuple[Any, ...]:
@@ -62,10 +73,11 @@ def train_steps(steps: int, overrides: list[str]) -> list[float]:
     )
     dtype = autocast_dtype(str(cfg.trainer.precision))
     ignore = int(cfg.data.ignore_index)
+    to_input = device_images(cfg, device)
     ends: list[float] = []
     while len(ends) < steps:
         for batch in datamodule.train_dataloader():
-            image = batch["image"].to(device).contiguous(memory_format=memory_format)
+            image = to_input(batch["image"].to(device)).contiguous(memory_format=memory_format)
             with torch.autocast(
                 device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
             ):

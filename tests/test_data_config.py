@@ -156,6 +156,53 @@ def test_normalize_equals_albumentations_to_the_bit(
         np.testing.assert_array_equal(ours["image"], theirs["image"])
 
 
+def test_training_images_are_normalised_on_the_device_to_the_bit(
+    tiny_synthetic_root: Path, tmp_path: Path
+) -> None:
+    """data.normalize_on_device (the default): training images leave the workers as uint8 and
+    the task's transfer makes of them exactly the floats the workers give with it off, for a
+    batch and for a list (Mask R-CNN's images of several sizes); validation items stay float."""
+    import torch
+
+    from seglab.run.build import build_task
+    from tests.conftest import TINY_DATA
+    from tests.stub_net import STUB_NET
+
+    def first_batch(on_device: bool) -> tuple:
+        overrides = [*TINY_DATA, f"data.root={tiny_synthetic_root}", *STUB_NET]
+        cfg = compose_train([*overrides, f"data.normalize_on_device={on_device}"], tmp_path)
+        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule.setup("fit")
+        torch.manual_seed(1)  # the same order and augmentations on both sides
+        return cfg, datamodule, next(iter(datamodule.train_dataloader()))
+
+    cfg, datamodule, raw = first_batch(True)
+    _, _, worker = first_batch(False)
+    assert raw["image"].dtype == torch.uint8 and worker["image"].dtype == torch.float32
+    assert datamodule.val_dataset[0]["image"].dtype == torch.float32
+    task = build_task(OmegaConf.to_container(cfg, resolve=True))
+    images = list(raw["image"])
+    moved = task.transfer_batch_to_device(raw, torch.device("cpu"), 0)
+    assert moved["image"].dtype == torch.float32
+    assert torch.equal(moved["image"], worker["image"])
+    for normalized, expected in zip(task.normalized(images), worker["image"], strict=True):
+        assert torch.equal(normalized, expected)
+
+
+def test_float_images_are_still_normalised_in_the_workers() -> None:
+    """Only 8-bit images wait for the device: float ones (CT in [0, 1]) leave the pipeline
+    normalised, as before."""
+    import numpy as np
+    import torch
+
+    from seglab.data.transforms import build_transform
+
+    image = np.random.default_rng(2).random((9, 7, 3), np.float32)
+    stats = ((0.2, 0.3, 0.4), (0.5, 0.6, 0.7), 1.0)
+    deferred = build_transform([], *stats, uint8_on_device=True)(image=image)["image"]
+    assert torch.equal(deferred, build_transform([], *stats)(image=image)["image"])
+
+
 def test_rotate90_draws_and_pixels_equal_albumentations() -> None:
     """Seeded alike, seglab's RandomRotate90 turns each image and mask exactly as
     albumentations' does (cv2 for up to 4 channels, numpy beyond)."""

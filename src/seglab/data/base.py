@@ -50,9 +50,10 @@ def label_values(mask: np.ndarray) -> np.ndarray:
 
 
 def as_tensor_sample(image: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image float C×H×W, mask long H×W, from arrays (H×W×C) or ToTensorV2 output."""
+    """Image float C×H×W, mask long H×W, from arrays (H×W×C) or ToTensorV2 output; a uint8
+    tensor stays uint8 (a pipeline that leaves normalisation to the device made it)."""
     if isinstance(image, torch.Tensor):
-        img = image.float()
+        img = image if image.dtype == torch.uint8 else image.float()
     else:
         arr = np.asarray(image)
         if arr.ndim == 2:
@@ -64,7 +65,8 @@ def as_tensor_sample(image: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor]
 
 
 class SegmentationReader(Dataset):
-    """Base of every reader: items `{"image": float[C,H,W], "mask": long[H,W], "id": str}`.
+    """Base of every reader: items `{"image": float[C,H,W], "mask": long[H,W], "id": str}`
+    (the image uint8 when the transform leaves normalisation to the device).
 
     Each sample is checked as it is read (image readable, mask the image's size, labels inside
     the classes or the ignore index), so a bad file names itself instead of surfacing later as

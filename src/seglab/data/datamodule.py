@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seglab.data.base import SKIPPED_KEY, BadSampleWarning, role_splits
 from seglab.data.instances import InstanceDataset, InstanceSpec, collate_instances
-from seglab.data.transforms import Steps, build_transform
+from seglab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Steps, build_transform
 from seglab.data.workers import loader_context
 from seglab.errors import ConfigError
 
@@ -37,8 +37,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         palette: Sequence[Sequence[int]],
         ignore_index: int = 255,
         in_channels: int = 3,
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
         splits: dict[str, str] | None = None,
         train_transforms: Steps = None,  # name → step (null entries skipped), or a list
         val_transforms: Steps = None,
@@ -50,6 +50,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         max_pixel_value: float = 255.0,
         targets: str = "masks",
         instance: Mapping[str, Any] | None = None,
+        normalize_on_device: bool = True,
         **extra: Any,  # dataset-specific keys other entries interpolate (e.g. image_size)
     ) -> None:
         super().__init__()
@@ -73,7 +74,13 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.mean, self.std = list(mean), list(std)
         self.splits = role_splits(splits)
         # Images a reader returns as floats in [0, 1] (CT) set max_pixel_value=1.
-        self.train_transform = build_transform(train_transforms, mean, std, max_pixel_value)
+        # Training batches of 8-bit images travel as uint8 and the task normalises them on the
+        # device (SegmentationTask.transfer_batch_to_device): a quarter of the bytes, and a pass
+        # less in every worker. Validation and test items stay normalised: overlays and
+        # inference read them one at a time.
+        self.train_transform = build_transform(
+            train_transforms, mean, std, max_pixel_value, uint8_on_device=normalize_on_device
+        )
         self.val_transform = build_transform(val_transforms, mean, std, max_pixel_value)
         # Bad files passed over with data.skip_bad=true, gathered from the batches, since
         # DataLoader workers cannot report back otherwise.

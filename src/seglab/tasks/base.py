@@ -11,8 +11,15 @@ from typing import Any, ClassVar
 
 import hydra.utils
 import pytorch_lightning as pl
+import torch
 from torch import Tensor
 
+from seglab.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    normalization_table,
+    normalize_uint8,
+)
 from seglab.inference import InferSettings
 from seglab.metrics import ConfusionMatrix, segmentation_scores
 from seglab.metrics.grouped import build_grouped_metrics, compute_grouped_metrics
@@ -81,6 +88,32 @@ class SegmentationTask(pl.LightningModule, ABC):
         self.grouped_metrics = build_grouped_metrics(data.get("extra_metrics"), self.ignore_index)
         # Confusion matrix of the last finished validation/test epoch, for artifacts and summaries.
         self._last_confusion: dict[str, Tensor] = {}
+        # 8-bit images (training batches, data.normalize_on_device) → the network's floats.
+        table = normalization_table(
+            data.get("mean") or IMAGENET_MEAN,
+            data.get("std") or IMAGENET_STD,
+            float(data.get("max_pixel_value") or 255.0),
+        )
+        self.register_buffer("normalization", table, persistent=False)
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """The batch on `device`, its 8-bit images normalised there by data.mean/std (to the
+        floats a worker's Normalize gives); images already float pass as they are. Any loader
+        gets this, the DataModule's or a user's own."""
+        batch = super().transfer_batch_to_device(batch, device, dataloader_idx)
+        if isinstance(batch, dict) and "image" in batch:
+            batch["image"] = self.normalized(batch["image"])
+        return batch
+
+    def normalized(self, images: Any) -> Any:
+        """uint8 images (a batch, or a list of images) normalised; anything else unchanged."""
+        if isinstance(images, list | tuple):
+            return [self.normalized(image) for image in images]
+        if not isinstance(images, Tensor) or images.dtype != torch.uint8:
+            return images
+        return normalize_uint8(images, self.normalization.to(images.device))
 
     @abstractmethod
     def class_maps(self, images: Sequence[Tensor]) -> list[Tensor]:
