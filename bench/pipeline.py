@@ -8,10 +8,10 @@ into the bench's work dir (`bench/.work/`, git-ignored) and reused.
 
 Images/s per worker: one process reading samples one after another (a DataLoader worker does
 exactly this), so `GPU images/s ÷ this` is the number of workers a GPU needs. The training
-pipeline leaves 8-bit images unnormalised (data.normalize_on_device): the device does that. The bare decode
-reads the same files with the fastest of cv2 and PIL (photos), or decodes whole tiles with
-tifffile and counts each as the `crops_per_tile` crops training takes from it (Inria), nothing
-else; `pipeline_decode_ratio_* = bare ÷ pipeline`.
+pipeline leaves 8-bit images unnormalised (data.normalize_on_device): the device does that.
+The bare decode reads the same files with the fastest of cv2 and PIL (photos), or decodes
+whole tiles with tifffile and counts each as the `crops_per_tile` crops training takes from it
+(Inria), nothing else; `pipeline_decode_ratio_* = bare ÷ pipeline`.
 """
 
 from __future__ import annotations
@@ -162,9 +162,11 @@ def inria(
             base / "gt" / f"{stem}.tif"
         )
 
-    tiles = max(2, samples // crops_per_tile)
+    # Both sides time the same crops' worth, at least 16 tiles: with 2 tiles (a 40 ms window) the
+    # decode rate alone varied 690-1000 crops/s between two runs in a row.
+    tiles = max(16, samples // crops_per_tile)
     decode = {"tifffile": lambda: crops_per_tile * per_second(with_tifffile, tiles, warmup=1)}
-    return _compare(dataset, decode, samples, repeats)
+    return _compare(dataset, decode, tiles * crops_per_tile, repeats)
 
 
 def _train_dataset(overrides: list[str]) -> Any:

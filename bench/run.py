@@ -27,6 +27,10 @@ from bench.device import BenchDevice, pick_device
 from bench.timing import epoch_seconds, steady_seconds_per_step
 
 RESULTS = ROOT / "bench" / "results.json"
+# The whole-epoch runs' model: train.py's U-Net with its encoder's first three stages and a
+# narrower decoder, so a plain step takes 20-60 ms on a CPU as on a GPU (the full U-Net's took
+# 106-119 ms on a 2-core CPU at batch 2-4 and 32-64 px alike: AdamW and per-layer costs).
+SMALL_STEP = ("+model.encoder_depth=3", "+model.decoder_channels=[64,32,16]")
 # key → (goal as text, test). None values (not measured) are reported, never "met".
 GOALS: dict[str, tuple[str, Any]] = {
     "platform_overhead_ratio": ("≤ 1.05", lambda v: v <= 1.05),
@@ -91,41 +95,51 @@ def _train_py(tmp: Path, overrides: list[str], run: str = "run") -> list[str]:
 def epoch_comparison(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     """Whole epochs (train + val + checkpoints) of train.py vs bench.plain_epochs, small steps.
 
-    Per run the median epoch (the first left out), then the best run of each side.
+    The model and batch of `--epoch-override`/`--epoch-batch` (a plain step of 20-60 ms, a GPU's
+    regime). Per run the median epoch (the first left out); the runs in pairs, back to back in
+    alternating order like the steady-state pairs, and the median of the pairs' ratios.
     """
-    sized = [*overrides, f"data.batch_size={args.epoch_batch}"]
+    sized = [*overrides, *args.epoch_override, f"data.batch_size={args.epoch_batch}"]
     epochs, steps = str(args.epochs), str(args.epoch_steps)
+    timer = [
+        f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={steps}",
+        "+callbacks.epoch_timer._target_=bench.timing.EpochTimer",
+    ]  # fmt: skip
     platform_s, plain_s, plain_step_ms = [], [], []
-    for i in range(args.repeats):
-        with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
-            out = Path(tmp) / "plain_epochs.json"
-            _python(["-m", "bench.plain_epochs", str(out), epochs, steps, *sized], Path(tmp), 1800)
-            timed = json.loads(out.read_text())
-            plain_s.append(epoch_seconds(timed["starts"]))
-            pairs = zip(timed["starts"], timed["train_ends"], strict=False)  # starts: one more
-            training = [end - start for start, end in pairs]
-            plain_step_ms.append(1e3 * statistics.median(training[1:]) / args.epoch_steps)
-            out = Path(tmp) / "epochs.json"
-            timer = [
-                f"trainer.max_epochs={epochs}", f"trainer.limit_train_batches={steps}",
-                "+callbacks.epoch_timer._target_=bench.timing.EpochTimer",
-                f"+callbacks.epoch_timer.path={out}",
-            ]  # fmt: skip
-            _python(_train_py(Path(tmp), [*sized, *timer]), Path(tmp), 1800)
-            platform_s.append(epoch_seconds(json.loads(out.read_text())["starts"]))
+
+    def plain(tmp: Path) -> None:
+        out = tmp / "plain_epochs.json"
+        _python(["-m", "bench.plain_epochs", str(out), epochs, steps, *sized], tmp, 1800)
+        timed = json.loads(out.read_text())
+        plain_s.append(epoch_seconds(timed["starts"]))
+        pairs = zip(timed["starts"], timed["train_ends"], strict=False)  # starts: one more
+        training = [end - start for start, end in pairs]
+        plain_step_ms.append(1e3 * statistics.median(training[1:]) / args.epoch_steps)
+
+    def platform(tmp: Path) -> None:
+        out = tmp / "epochs.json"
+        _python(_train_py(tmp, [*sized, *timer, f"+callbacks.epoch_timer.path={out}"]), tmp, 1800)
+        platform_s.append(epoch_seconds(json.loads(out.read_text())["starts"]))
+
+    for i in range(args.epoch_repeats):
+        for side in (plain, platform) if i % 2 == 0 else (platform, plain):
+            with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
+                side(Path(tmp))
         print(
-            f"epochs {i + 1}/{args.repeats}: plain {plain_s[-1]:.2f} s, "
-            f"train.py {platform_s[-1]:.2f} s per epoch",
+            f"epochs {i + 1}/{args.epoch_repeats}: plain {plain_s[-1]:.2f} s "
+            f"({plain_step_ms[-1]:.0f} ms/step), train.py {platform_s[-1]:.2f} s per epoch",
             file=sys.stderr,
         )
-    platform, plain = min(platform_s), min(plain_s)
+    pair_ratios = [a / b for a, b in zip(platform_s, plain_s, strict=True)]
+    extra_ms = [1e3 * (a - b) / args.epoch_steps for a, b in zip(platform_s, plain_s, strict=True)]
     return {
-        "epoch_overhead_ratio": platform / plain,
-        "extra_ms_per_step": 1e3 * (platform - plain) / args.epoch_steps,
+        "epoch_overhead_ratio": statistics.median(pair_ratios),
+        "extra_ms_per_step": statistics.median(extra_ms),
         "details": {
             "train_py_s_per_epoch": platform_s, "plain_s_per_epoch": plain_s,
-            "plain_train_ms_per_step": plain_step_ms,
+            "pair_ratios": pair_ratios, "plain_train_ms_per_step": plain_step_ms,
             "batch_size": args.epoch_batch, "epochs": args.epochs, "steps": args.epoch_steps,
+            "overrides": args.epoch_override,
         },
     }  # fmt: skip
 
@@ -296,9 +310,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--step-batch", type=int, default=4, help="batch of the steady-state step (≈100 ms here)"
     )
-    parser.add_argument("--epochs", type=int, default=4, help="epochs per whole-epoch run")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs per whole-epoch run")
+    parser.add_argument(
+        "--epoch-repeats", type=int, default=5, help="pairs of whole-epoch runs; median ratio"
+    )
     parser.add_argument("--epoch-steps", type=int, default=40, help="training steps per epoch")
     parser.add_argument("--epoch-batch", type=int, default=2, help="batch of the epoch runs")
+    parser.add_argument(
+        "--epoch-override",
+        action="append",
+        default=None,
+        help=f"model override of the epoch runs (repeatable; default: {' '.join(SMALL_STEP)})",
+    )
     parser.add_argument("--pipeline-samples", type=int, default=24, help="samples per pipeline")
     parser.add_argument("--skip-pipelines", action="store_true", help="leave the pipelines null")
     parser.add_argument("--mask-rcnn-height", type=int, default=1024)
@@ -308,7 +331,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--override", action="append", default=[], help="a train.py override (repeatable)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.epoch_override is None:
+        args.epoch_override = list(SMALL_STEP)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import torch
 
 from bench import mask_rcnn, pipeline, sliding_window
 from bench.device import pick_device
-from bench.run import main, markdown_table
+from bench.run import SMALL_STEP, main, markdown_table
 from bench.timing import epoch_seconds, steady_seconds_per_step
 from tests.conftest import TINY_DATA
 
@@ -36,6 +36,7 @@ def test_bench_runs_end_to_end_at_toy_size(
     args.append("--skip-sliding")  # its harness has its own test below; one process less here
     # the pipelines have their own test below; epochs of two steps, the data's own batch size
     args += ["--skip-pipelines", "--epochs=2", "--epoch-steps=2", "--epoch-batch=2"]
+    args.append("--epoch-repeats=1")
     args.append("--step-batch=0")
     assert (
         main([*args, "--sliding-size=96", "--sliding-window=64", "--sliding-stride=48", *overrides])
@@ -54,6 +55,10 @@ def test_bench_runs_end_to_end_at_toy_size(
     assert results["platform_overhead_ratio"] == pytest.approx(statistics.median(ratios))
     epochs = results["details"]["epochs"]
     assert len(epochs["train_py_s_per_epoch"]) == len(epochs["plain_s_per_epoch"]) == 1
+    assert results["epoch_overhead_ratio"] == pytest.approx(
+        epochs["train_py_s_per_epoch"][0] / epochs["plain_s_per_epoch"][0]
+    )
+    assert epochs["overrides"] == list(SMALL_STEP)  # the default small-step U-Net
     assert results["details"]["device"] == "cpu"
     table = capsys.readouterr().out
     assert table.startswith("| key | value | goal | met? |")

@@ -59,6 +59,16 @@ def test_trainer_config_lists_every_trainer_argument() -> None:
     assert params - {"logger", "callbacks"} == set(cfg) - {"_target_"}
 
 
+def test_the_progress_bar_redraws_ten_times_a_second(tmp_path: Path) -> None:
+    """The default bar stays on but redraws at tqdm's rate, not Lightning's 100/s (a thread
+    redrawing after every GPU-length step takes its CPU from the training threads)."""
+    from seglab.run.build import build_trainer
+
+    trainer = build_trainer(compose_train([], tmp_path), logger=None)
+    (bar,) = [c for c in trainer.callbacks if isinstance(c, pl.callbacks.RichProgressBar)]
+    assert bar.refresh_rate == 10 and bar.is_enabled
+
+
 def _train_step(
     task: pl.LightningModule, optimizer: torch.optim.Optimizer, size: int = 64
 ) -> float:

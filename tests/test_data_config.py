@@ -203,6 +203,18 @@ def test_float_images_are_still_normalised_in_the_workers() -> None:
     assert torch.equal(deferred, build_transform([], *stats)(image=image)["image"])
 
 
+def test_device_normalisation_names_the_keys_when_channels_disagree() -> None:
+    """A 4-band image against 3-channel data.mean/std: the error names the keys, not a gather's
+    index error."""
+    import torch
+
+    from seglab.data.transforms import normalization_table, normalize_uint8
+
+    table = normalization_table((0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
+    with pytest.raises(ConfigError, match=r"data\.mean/data\.std give 3 channels .* have 4"):
+        normalize_uint8(torch.zeros(2, 4, 5, 5, dtype=torch.uint8), table)
+
+
 def test_rotate90_draws_and_pixels_equal_albumentations() -> None:
     """Seeded alike, seglab's RandomRotate90 turns each image and mask exactly as
     albumentations' does (cv2 for up to 4 channels, numpy beyond)."""

@@ -66,7 +66,7 @@ class Normalize(A.Normalize):
 class NormalizeFloatOnly(Normalize):
     """Normalize for float images; 8-bit ones pass through unchanged, to be normalised a batch
     at a time on the device (`normalize_uint8`). A worker then ships a quarter of the bytes
-    and skips a pass that took a third of an Inria crop's pipeline."""
+    and skips a pass that took a fifth of an Inria crop's pipeline."""
 
     def apply(self, img: np.ndarray, **params: Any) -> np.ndarray:
         return img if img.dtype == np.uint8 else super().apply(img, **params)
@@ -88,7 +88,10 @@ def normalize_uint8(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     images' device): one gather, the same floats `Normalize` gives in a worker."""
     channels = images.shape[-3]
     if table.shape[0] != channels:
-        raise ValueError(f"images have {channels} channels but data.mean/std give {table.shape[0]}")
+        raise ConfigError(
+            f"data.mean/data.std give {table.shape[0]} channels but the images have {channels}: "
+            "expected one value per image channel (data.in_channels)"
+        )
     offsets = torch.arange(0, 256 * channels, 256, device=images.device, dtype=torch.int32)
     return table.reshape(-1)[images.int() + offsets.view(channels, 1, 1)]
 
