@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,22 @@ def _train_py(tmp: Path, overrides: list[str], run: str = "run") -> list[str]:
     ]  # fmt: skip
 
 
+def alternating_pairs(
+    plain: Callable[[Path], float], platform: Callable[[Path], float], repeats: int
+) -> Iterator[tuple[float, float]]:
+    """(plain, platform) per pair, each side in a fresh temporary directory, run back to back in
+    alternating order (plain first, then train.py first), so a slow spell of a shared machine
+    (±10 % over minutes on a cloud VM) hits both sides of a pair alike: report the median of
+    the pairs' ratios."""
+    for i in range(repeats):
+        timed: dict[str, float] = {}
+        sides = [("plain", plain), ("platform", platform)]
+        for side, measure in sides if i % 2 == 0 else sides[::-1]:
+            with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
+                timed[side] = measure(Path(tmp))
+        yield timed["plain"], timed["platform"]
+
+
 def epoch_comparison(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     """Whole epochs (train + val + checkpoints) of train.py vs bench.plain_epochs, small steps.
 
@@ -107,24 +124,25 @@ def epoch_comparison(args: argparse.Namespace, overrides: list[str]) -> dict[str
     ]  # fmt: skip
     platform_s, plain_s, plain_step_ms = [], [], []
 
-    def plain(tmp: Path) -> None:
+    def plain(tmp: Path) -> float:
         out = tmp / "plain_epochs.json"
         _python(["-m", "bench.plain_epochs", str(out), epochs, steps, *sized], tmp, 1800)
         timed = json.loads(out.read_text())
-        plain_s.append(epoch_seconds(timed["starts"]))
         pairs = zip(timed["starts"], timed["train_ends"], strict=False)  # starts: one more
         training = [end - start for start, end in pairs]
         plain_step_ms.append(1e3 * statistics.median(training[1:]) / args.epoch_steps)
+        return epoch_seconds(timed["starts"])
 
-    def platform(tmp: Path) -> None:
+    def platform(tmp: Path) -> float:
         out = tmp / "epochs.json"
         _python(_train_py(tmp, [*sized, *timer, f"+callbacks.epoch_timer.path={out}"]), tmp, 1800)
-        platform_s.append(epoch_seconds(json.loads(out.read_text())["starts"]))
+        return epoch_seconds(json.loads(out.read_text())["starts"])
 
-    for i in range(args.epoch_repeats):
-        for side in (plain, platform) if i % 2 == 0 else (platform, plain):
-            with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
-                side(Path(tmp))
+    for i, (plain_epoch, platform_epoch) in enumerate(
+        alternating_pairs(plain, platform, args.epoch_repeats)
+    ):
+        plain_s.append(plain_epoch)
+        platform_s.append(platform_epoch)
         print(
             f"epochs {i + 1}/{args.epoch_repeats}: plain {plain_s[-1]:.2f} s "
             f"({plain_step_ms[-1]:.0f} ms/step), train.py {platform_s[-1]:.2f} s per epoch",
@@ -199,22 +217,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     datamodule.prepare_data()  # generate the default data once, outside every timing
     batch = int(cfg.data.batch_size)
     platform_s, plain_s, loader_ips = [], [], []
-    sides = {
-        "plain": lambda tmp: plain_seconds_per_step(tmp, args.steps, args.warmup, step_overrides),
-        "platform": lambda tmp: platform_seconds_per_step(
-            tmp, args.steps, args.warmup, step_overrides
-        ),
-    }
-    for i in range(args.step_repeats):
-        # Pairs, run back to back in alternating order (plain first, then train.py first), so
-        # a slow spell of a shared machine (±10 % over minutes on a cloud VM) hits both sides
-        # of a pair alike; the ratio is the median of the pairs' ratios.
-        timed = {}
-        for side in sorted(sides, reverse=bool(i % 2)):
-            with tempfile.TemporaryDirectory(prefix="seglab-bench-") as tmp:
-                timed[side] = sides[side](Path(tmp))
-        plain_s.append(timed["plain"])
-        platform_s.append(timed["platform"])
+    pairs = alternating_pairs(
+        lambda tmp: plain_seconds_per_step(tmp, args.steps, args.warmup, step_overrides),
+        lambda tmp: platform_seconds_per_step(tmp, args.steps, args.warmup, step_overrides),
+        args.step_repeats,
+    )
+    for i, (plain_step_s, platform_step_s) in enumerate(pairs):
+        plain_s.append(plain_step_s)
+        platform_s.append(platform_step_s)
         loader_ips.append(loader_images_per_second(step_overrides, args.loader_batches))
         print(
             f"pair {i + 1}/{args.step_repeats}: plain {plain_s[-1] * 1e3:.1f} ms/step, "
