@@ -22,6 +22,7 @@ from seglab.data.transforms import (
 )
 from seglab.inference import InferSettings
 from seglab.metrics import ConfusionMatrix, segmentation_scores
+from seglab.metrics.epoch_mean import EpochMeans
 from seglab.metrics.grouped import build_grouped_metrics, compute_grouped_metrics
 from seglab.optim import build_scheduler
 
@@ -88,6 +89,9 @@ class SegmentationTask(pl.LightningModule, ABC):
         self.grouped_metrics = build_grouped_metrics(data.get("extra_metrics"), self.ignore_index)
         # Confusion matrix of the last finished validation/test epoch, for artifacts and summaries.
         self._last_confusion: dict[str, Tensor] = {}
+        # Epoch means of per-batch losses ("train/loss", "val/loss", ...): a step adds its value
+        # (`epoch_means.update`), the stage's epoch end logs them (far cheaper than `self.log`).
+        self.epoch_means = EpochMeans()
         # 8-bit images (training batches, data.normalize_on_device) → the network's floats.
         table = normalization_table(
             data.get("mean") or IMAGENET_MEAN,
@@ -170,11 +174,20 @@ class SegmentationTask(pl.LightningModule, ABC):
         grouped = compute_grouped_metrics(self.grouped_metrics)
         self.log_dict({f"{stage}/{k}": v for k, v in grouped.items()}, sync_dist=True)
 
+    def _log_epoch_means(self, stage: str) -> None:
+        # Summed over ranks already; sync_dist as in `_log_scores`.
+        self.log_dict(self.epoch_means.pop(f"{stage}/"), sync_dist=True)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_means("train")
+
     def on_validation_epoch_end(self) -> None:
+        self._log_epoch_means("val")
         self._log_scores("val", self.val_matrix)
         self._log_grouped("val")
 
     def on_test_epoch_end(self) -> None:
+        self._log_epoch_means("test")
         self._log_scores("test", self.test_matrix)
         self._log_grouped("test")
 

@@ -142,13 +142,13 @@ class InstanceSegmentationTask(SegmentationTask):
         losses = self.net(list(batch["image"]), batch[TARGET_KEY])
         loss = sum(losses.values())
         bs = len(batch["image"])
-        self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
+        self.epoch_means.update("train/loss", loss, bs)
         self.log(
             "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs
         )
         # Mask R-CNN's parts: loss_classifier, loss_box_reg, loss_mask, loss_objectness, ...
-        parts = {f"train/{k}": v.detach() for k, v in losses.items()}
-        self.log_dict(parts, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
+        for name, part in losses.items():
+            self.epoch_means.update(f"train/{name}", part, bs)
         return loss
 
     def _eval_step(

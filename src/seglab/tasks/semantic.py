@@ -140,7 +140,7 @@ class SemanticSegmentationTask(SegmentationTask):
         for name, weight in getattr(self.criterion, "ramped_weights", dict)().items():
             self.log(f"train/loss_weight/{name}", weight, on_step=True, on_epoch=False)
         # Exact names: `train/loss` is the epoch mean, `train/loss_step` the per-step curve.
-        self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=bs)
+        self.epoch_means.update("train/loss", loss, bs)
         self.log(
             "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs
         )
@@ -151,8 +151,7 @@ class SemanticSegmentationTask(SegmentationTask):
         preds = class_ids(logits)
         matrix.update(preds, batch["mask"])
         update_grouped_metrics(self.grouped_metrics, preds, batch)
-        bs = batch["image"].shape[0]
-        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=bs)
+        self.epoch_means.update(f"{stage}/loss", loss, batch["image"].shape[0])
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val", self.val_matrix)
