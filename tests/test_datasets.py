@@ -302,8 +302,9 @@ def test_inria_gt_value_neither_0_nor_255_names_the_tile(roots: dict, tmp_path: 
 
 @pytest.mark.parametrize("table", [{0: 0, 255: 1}, {0: 0, 7: 255, 9: 3}])
 def test_label_lookup_and_value_check_agree_with_numpy(table: dict[int, int]) -> None:
-    """The uint8 fast paths (one cv2 lookup and a max, or a histogram when the table maps to
-    255 itself) give numpy's `lut[raw]` and name exactly the unknown raw values."""
+    """The uint8 fast paths (one cv2 lookup and a max, or a lookup of the unknown values first
+    when the table maps to 255 itself) give numpy's `lut[raw]` and name exactly the unknown raw
+    values."""
     from seglab.data.base import apply_lut, label_lut, label_values
 
     lut = label_lut(table)
@@ -315,6 +316,38 @@ def test_label_lookup_and_value_check_agree_with_numpy(table: dict[int, int]) ->
     raw[3, 4], raw[0, 0] = 200, 201
     with pytest.raises(BadSampleError, match=r"m.png: raw label values \[200, 201\] are not D"):
         apply_lut(lut, raw, Path("m.png"), "D")
+
+
+@pytest.mark.parametrize("ignore_index", [255, 0])
+def test_the_mask_check_passes_classes_and_ignore_and_names_the_rest(ignore_index: int) -> None:
+    """`load`'s uint8 check (a table lookup, not a histogram) against `np.unique`."""
+    from seglab.data.base import SegmentationReader
+
+    class OneMask(SegmentationReader):
+        def __init__(self, mask: np.ndarray) -> None:
+            super().__init__("train", None, num_classes=4, ignore_index=ignore_index)
+            self.mask = mask
+
+        def __len__(self) -> int:
+            return 1
+
+        def sample_id(self, index: int) -> str:
+            return "m"
+
+        def sample_paths(self, index: int) -> dict[str, Path]:
+            return {"mask": Path("m.png")}
+
+        def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            return np.zeros((*self.mask.shape, 3), np.uint8), self.mask
+
+    rng = np.random.default_rng(0)
+    mask = rng.choice(np.array([0, 1, 2, 3, ignore_index], np.uint8), (37, 53))
+    assert OneMask(mask).load(0)[1] is mask
+    for view in (mask[:, ::-2], mask.T):  # strided views
+        assert OneMask(view).load(0)[1] is view
+    mask[5, 6], mask[7, 8] = 9, 254
+    with pytest.raises(BadSampleError, match=r"m.png: label values \[9, 254\] outside 0..3"):
+        OneMask(mask).load(0)
 
 
 def test_inria_whole_tile_validation(roots: dict) -> None:

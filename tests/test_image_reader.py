@@ -126,3 +126,25 @@ def test_truncated_png_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:60])
     with pytest.raises(BadSampleError, match=r"cut\.png: cannot read image"):
         read_image(path)
+
+
+@pytest.mark.parametrize("kind", ["grey-8bit", "grey-4bit", "grey-transparent", "palette"])
+def test_label_pngs_read_as_stored_whichever_decoder(tmp_path: Path, kind: str) -> None:
+    """Grey masks go to cv2 (faster), with PIL's values: 4-bit samples stretched alike, a
+    transparent value ignored alike. Palette masks (cv2 would give colours) stay PIL's."""
+    from seglab.data.io import _grey_png_with_cv2, read_label_png
+
+    ids = np.random.default_rng(0).integers(0, 12, (33, 47)).astype(np.uint8)
+    path = tmp_path / "mask.png"
+    image = Image.fromarray(ids, "L")
+    if kind == "palette":
+        image = image.convert("P")
+        image.putpalette([v for i in range(256) for v in (i, 255 - i, i // 2)])
+    options = {"grey-4bit": {"bits": 4}, "grey-transparent": {"transparency": 3}}.get(kind, {})
+    image.save(path, **options)
+    with Image.open(path) as stored:
+        expected = np.array(stored)
+    assert np.array_equal(expected, ids * 17 if kind == "grey-4bit" else ids)
+    mask = read_label_png(path)
+    assert mask.dtype == np.uint8 and np.array_equal(mask, expected)
+    assert (_grey_png_with_cv2(path) is None) == (kind == "palette")

@@ -49,6 +49,13 @@ def label_values(mask: np.ndarray) -> np.ndarray:
     return np.unique(mask)
 
 
+def any_flagged(mask: np.ndarray, flagged: np.ndarray) -> bool:
+    """Whether a uint8 mask holds a value whose entry in the 256-entry uint8 table `flagged` is
+    non-zero: one cv2 table lookup and a max, a fifth of `label_values`' histogram (0.65 vs
+    3.3 ms at 2048×1024). `label_values` then names the values, on the error path only."""
+    return int(cv2.LUT(np.ascontiguousarray(mask), flagged).max()) > 0
+
+
 def as_tensor_sample(image: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Image float C×H×W, mask long H×W, from arrays (H×W×C) or ToTensorV2 output; a uint8
     tensor stays uint8 (a pipeline that leaves normalisation to the device made it)."""
@@ -92,6 +99,11 @@ class SegmentationReader(Dataset):
         self.skip_bad = bool(skip_bad)
         if self.num_classes < 1:
             raise ConfigError(f"data.num_classes must be >= 1, got {num_classes}")
+        # uint8 mask values that are neither a class nor the ignore index (`load`'s check).
+        self._not_labels = np.ones(256, dtype=np.uint8)
+        self._not_labels[: min(self.num_classes, 256)] = 0
+        if 0 <= self.ignore_index < 256:
+            self._not_labels[self.ignore_index] = 0
 
     # --- what a subclass provides -----------------------------------------------------------
     def __len__(self) -> int:
@@ -139,8 +151,12 @@ class SegmentationReader(Dataset):
                 f"{where}: mask size {mask.shape[1]}x{mask.shape[0]} differs from the "
                 f"image size {image.shape[1]}x{image.shape[0]}"
             )
-        if mask.dtype == np.uint8 and mask.size and int(mask.max()) < self.num_classes:
-            return image, mask  # every value a class: no histogram needed
+        if (
+            mask.dtype == np.uint8
+            and mask.size
+            and (int(mask.max()) < self.num_classes or not any_flagged(mask, self._not_labels))
+        ):
+            return image, mask  # every value a class or the ignore index
         values = label_values(mask)
         bad = values[((values < 0) | (values >= self.num_classes)) & (values != self.ignore_index)]
         if bad.size:
@@ -230,6 +246,8 @@ def apply_lut(lut: np.ndarray, raw: np.ndarray, path: Path, dataset: str) -> np.
             mapped = cv2.LUT(raw, np.where(valid, lut, 255).astype(np.uint8)).reshape(raw.shape)
             if mapped.max() < 255:
                 return mapped
+        elif not any_flagged(raw, (~valid).astype(np.uint8)):  # 255 maps to a label (ignore)
+            return cv2.LUT(raw, lut.clip(0, 255).astype(np.uint8)).reshape(raw.shape)
         present = label_values(raw)
         invalid = present[~valid[present]]
         if invalid.size:
