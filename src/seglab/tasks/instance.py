@@ -18,6 +18,7 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from seglab.data.instances import TARGET_KEY, InstanceSpec
 from seglab.metrics import ConfusionMatrix
+from seglab.metrics.epoch_mean import log_epoch_mean
 from seglab.metrics.grouped import GROUP_KEY, update_grouped_metrics
 from seglab.models import build_model
 from seglab.tasks.base import SegmentationTask
@@ -142,13 +143,13 @@ class InstanceSegmentationTask(SegmentationTask):
         losses = self.net(list(batch["image"]), batch[TARGET_KEY])
         loss = sum(losses.values())
         bs = len(batch["image"])
-        self.epoch_means.update("train/loss", loss, bs)
+        log_epoch_mean(self, "train/loss", loss, bs)
         self.log(
             "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs
         )
         # Mask R-CNN's parts: loss_classifier, loss_box_reg, loss_mask, loss_objectness, ...
         for name, part in losses.items():
-            self.epoch_means.update(f"train/{name}", part, bs)
+            log_epoch_mean(self, f"train/{name}", part, bs)
         return loss
 
     def _eval_step(

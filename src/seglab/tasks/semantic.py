@@ -15,6 +15,7 @@ from seglab.errors import ConfigError
 from seglab.inference import InferSettings, infer_logits
 from seglab.inference.padding import OUTPUT_STRIDE, pad_to_stride
 from seglab.metrics import ConfusionMatrix, class_ids
+from seglab.metrics.epoch_mean import log_epoch_mean
 from seglab.metrics.grouped import update_grouped_metrics
 from seglab.models import build_model
 from seglab.tasks.base import SegmentationTask
@@ -140,7 +141,7 @@ class SemanticSegmentationTask(SegmentationTask):
         for name, weight in getattr(self.criterion, "ramped_weights", dict)().items():
             self.log(f"train/loss_weight/{name}", weight, on_step=True, on_epoch=False)
         # Exact names: `train/loss` is the epoch mean, `train/loss_step` the per-step curve.
-        self.epoch_means.update("train/loss", loss, bs)
+        log_epoch_mean(self, "train/loss", loss, bs)
         self.log(
             "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs
         )
@@ -151,7 +152,7 @@ class SemanticSegmentationTask(SegmentationTask):
         preds = class_ids(logits)
         matrix.update(preds, batch["mask"])
         update_grouped_metrics(self.grouped_metrics, preds, batch)
-        self.epoch_means.update(f"{stage}/loss", loss, batch["image"].shape[0])
+        log_epoch_mean(self, f"{stage}/loss", loss, batch["image"].shape[0])
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val", self.val_matrix)
