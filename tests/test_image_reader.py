@@ -132,7 +132,7 @@ def test_truncated_png_names_the_file(tmp_path: Path) -> None:
 def test_label_pngs_read_as_stored_whichever_decoder(tmp_path: Path, kind: str) -> None:
     """Grey masks go to cv2 (faster), with PIL's values: 4-bit samples stretched alike, a
     transparent value ignored alike. Palette masks (cv2 would give colours) stay PIL's."""
-    from seglab.data.io import _grey_png_with_cv2, read_label_png
+    from seglab.data.io import _png_with_cv2, read_label_png
 
     ids = np.random.default_rng(0).integers(0, 12, (33, 47)).astype(np.uint8)
     path = tmp_path / "mask.png"
@@ -147,4 +147,5 @@ def test_label_pngs_read_as_stored_whichever_decoder(tmp_path: Path, kind: str) 
     assert np.array_equal(expected, ids * 17 if kind == "grey-4bit" else ids)
     mask = read_label_png(path)
     assert mask.dtype == np.uint8 and np.array_equal(mask, expected)
-    assert (_grey_png_with_cv2(path) is None) == (kind == "palette")
+    with Image.open(path) as stored:
+        assert (_png_with_cv2(path, stored) is None) == (kind == "palette")
