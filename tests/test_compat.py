@@ -141,3 +141,12 @@ def test_mlflow_requirement_map_builder(monkeypatch: pytest.MonkeyPatch) -> None
     module = requirements_utils._PACKAGES_TO_MODULES["torch"]  # torch, torchgen or functorch
     assert "torch" in requirements_utils._MODULES_TO_PACKAGES[module]
     assert requirements_utils._check_requirement_satisfied("torch") is None
+
+
+def test_lightning_logger_cadence() -> None:
+    """Exercised in a run by tests/test_step_metrics.py (the MLflow curve of train/loss_step);
+    here: a Trainer still answers it, and one without the property is named."""
+    trainer = pl.Trainer(accelerator="cpu", logger=False, log_every_n_steps=3)
+    assert compat.loggers_write_this_step(trainer) is True  # outside a loop: Lightning says log
+    with pytest.raises(compat.PrivateAPIError, match="_logger_connector.should_update_logs"):
+        compat.loggers_write_this_step(object())

@@ -78,6 +78,22 @@ def batch_index(trainer: Any) -> int:
         ) from error
 
 
+def loggers_write_this_step(trainer: Any) -> bool:
+    """Whether Lightning hands this training batch's step metrics to its loggers after it
+    (every `log_every_n_steps` stepped batches, when stopping, and every batch under
+    `fast_dev_run`): `trainer._logger_connector.should_update_logs`, pytorch-lightning 2.6.6.
+    A step value logged on other batches only ever reaches `callback_metrics`."""
+    connector = getattr(trainer, "_logger_connector", None)
+    should = getattr(type(connector), "should_update_logs", None)
+    if not isinstance(should, property):
+        raise _missing(
+            "pytorch-lightning",
+            "Trainer._logger_connector.should_update_logs",
+            "the per-step loss is handed to Lightning only on the steps its loggers write",
+        )
+    return bool(connector.should_update_logs or trainer.fast_dev_run)
+
+
 def epoch_progress(checkpoint: dict[str, Any]) -> dict[str, dict[str, int]] | None:
     """The fit loop's epoch counters in a checkpoint (`{"total": {...}, "current": {...}}`,
     each with `ready`, `started`, `processed`, `completed`), or None where the checkpoint holds

@@ -144,9 +144,7 @@ class InstanceSegmentationTask(SegmentationTask):
         loss = sum(losses.values())
         bs = len(batch["image"])
         log_epoch_mean(self, "train/loss", loss, bs)
-        self.log(
-            "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs
-        )
+        self.log_step_loss(loss, bs)
         # Mask R-CNN's parts: loss_classifier, loss_box_reg, loss_mask, loss_objectness, ...
         for name, part in losses.items():
             log_epoch_mean(self, f"train/{name}", part, bs)

@@ -142,9 +142,7 @@ class SemanticSegmentationTask(SegmentationTask):
             self.log(f"train/loss_weight/{name}", weight, on_step=True, on_epoch=False)
         # Exact names: `train/loss` is the epoch mean, `train/loss_step` the per-step curve.
         log_epoch_mean(self, "train/loss", loss, bs)
-        self.log(
-            "train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=bs
-        )
+        self.log_step_loss(loss, bs)
         return loss
 
     def _eval_step(self, batch: dict[str, Tensor], stage: str, matrix: ConfusionMatrix) -> None:
