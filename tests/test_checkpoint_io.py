@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from mlflow import MlflowClient
 
+from seglab.callbacks.guards import RunGuard
 from seglab.checkpoint_io import BackgroundCheckpointIO, DirectTorchCheckpointIO
 from seglab.tracking.logger import SeglabMLFlowLogger
 from tests.conftest import new_store
@@ -107,3 +109,61 @@ def test_flush_waits_for_queued_metrics_without_restarting_the_queue(tmp_path: P
     assert "0.1" in client.get_run(logger.run_id).data.params.values()
     logger.finalize("success")
     assert client.get_run(logger.run_id).info.status == "FINISHED"
+
+
+class QueuedBatch:
+    """A batch in MLflow's asynchronous queue (a `RunOperations`), stored once released."""
+
+    def __init__(self, events: list[str], release: threading.Event, error: bool = False) -> None:
+        self.events, self.release, self.error = events, release, error
+
+    def wait(self) -> None:
+        assert self.release.wait(timeout=60)
+        self.events.append(f"stored on {threading.current_thread().name}")
+        if self.error:
+            raise ConnectionError("tracking server unreachable")
+
+
+def test_a_checkpoint_is_written_after_its_metrics_are_stored_without_training_waiting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RunGuard's promise (no checkpoint on disk before the metrics logged before it are in
+    MLflow), kept by the writer thread: the training thread returns at once."""
+    events: list[str] = []
+    release = threading.Event()
+
+    class Recording(DirectTorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:  # noqa: ANN001
+            events.append(f"written {Path(path).name}")
+            super().save_checkpoint(checkpoint, path, storage_options)
+
+    io = BackgroundCheckpointIO(Recording())
+    logger = SeglabMLFlowLogger(experiment_name="order", tracking_uri=new_store(tmp_path))
+    logger._pending = [QueuedBatch(events, release), QueuedBatch(events, release, error=True)]
+    trainer = SimpleNamespace(
+        loggers=[logger], is_global_zero=True, strategy=SimpleNamespace(checkpoint_io=io)
+    )
+    RunGuard().on_save_checkpoint(trainer, None, {"epoch": 1})  # type: ignore[arg-type]
+    io.save_checkpoint({"w": torch.ones(2)}, tmp_path / "last.ckpt")
+    assert events == [] and logger._pending == []  # queued, nobody waited on this thread
+    release.set()
+    io.wait()
+    assert events == ["stored on checkpoint_0", "stored on checkpoint_0", "written last.ckpt"]
+    # a store failure is reported, and the checkpoint is written all the same
+    assert "MLflow could not take queued metrics: tracking server unreachable" in (
+        capsys.readouterr().err
+    )
+    assert torch.equal(torch.load(tmp_path / "last.ckpt", weights_only=True)["w"], torch.ones(2))
+    # without a background writer (trainer.plugins set), the saving thread waits itself
+    events.clear()
+    logger._pending = [QueuedBatch(events, release)]
+    trainer.strategy.checkpoint_io = DirectTorchCheckpointIO()
+    RunGuard().on_save_checkpoint(trainer, None, {"epoch": 2})  # type: ignore[arg-type]
+    assert events == ["stored on MainThread"]
+    # a wait left for a write that never came runs at teardown
+    logger._pending = [QueuedBatch(events, release)]
+    trainer.strategy.checkpoint_io = io
+    RunGuard().on_save_checkpoint(trainer, None, {"epoch": 3})  # type: ignore[arg-type]
+    io.teardown()
+    assert events == ["stored on MainThread", "stored on MainThread"]
+    logger.finalize("success")

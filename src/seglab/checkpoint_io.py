@@ -7,13 +7,16 @@ worker thread, in order, atomically (`DirectTorchCheckpointIO`: a temporary file
 target, then a rename), so a crash mid-write never leaves a half-written checkpoint behind.
 
 Anything that reads a checkpoint this run wrote calls `wait_for_checkpoints(trainer)` first;
-Lightning's teardown (end of fit, an exception, Ctrl-C) waits for the queue as well.
+Lightning's teardown (end of fit, an exception, Ctrl-C) waits for the queue as well. What must be
+done before a checkpoint appears on disk, but need not hold up training (waiting for the metrics
+queued for MLflow), runs on the writer thread first: `before_next_write`.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,7 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
     def __init__(self, checkpoint_io: Any = None) -> None:
         super().__init__(checkpoint_io if checkpoint_io is not None else DirectTorchCheckpointIO())
         self._pending: list[tuple[str, Future]] = []  # (path, its write), in queue order
+        self._before_write: list[Callable[[], None]] = []  # for the next write, in order
 
     def _ensure_setup(self) -> None:
         if self._executor is None:
@@ -89,9 +93,22 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
         self._ensure_setup()
         assert self._executor is not None and self.checkpoint_io is not None
         copied = apply_to_collection(checkpoint, torch.Tensor, _copy)
-        write = self.checkpoint_io.save_checkpoint
-        future = self._executor.submit(write, copied, path, storage_options)
+        tasks, self._before_write = self._before_write, []
+        future = self._executor.submit(self._write, tasks, copied, path, storage_options)
         self._pending.append((_key(path), future))
+
+    def before_next_write(self, task: Callable[[], None]) -> None:
+        """Run `task` on the writer thread before the next checkpoint queued is written: the
+        file appears only after it, and the training thread does not wait for it."""
+        self._before_write.append(task)
+
+    def _write(
+        self, tasks: list[Callable[[], None]], checkpoint: dict[str, Any], path: Any, options: Any
+    ) -> None:
+        for task in tasks:
+            task()
+        assert self.checkpoint_io is not None
+        self.checkpoint_io.save_checkpoint(checkpoint, path, options)
 
     def wait(self, path: str | os.PathLike | None = None) -> None:
         """Block until every queued checkpoint (or only those of `path`, so a reader of best.ckpt
@@ -120,15 +137,25 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
         return super().load_checkpoint(*args, **kwargs)
 
     def teardown(self) -> None:
+        """Wait for the queued writes; tasks left for a write that never came run here."""
+        tasks, self._before_write = self._before_write, []
         try:
             self.wait()
+            for task in tasks:
+                task()
         finally:
             super().teardown()
+
+
+def background_checkpoint_io(trainer: Any) -> BackgroundCheckpointIO | None:
+    """The trainer's background checkpoint writer, None where it writes checkpoints itself."""
+    checkpoint_io = getattr(trainer.strategy, "checkpoint_io", None)
+    return checkpoint_io if isinstance(checkpoint_io, BackgroundCheckpointIO) else None
 
 
 def wait_for_checkpoints(trainer: Any, path: str | os.PathLike | None = None) -> None:
     """Wait until the checkpoints `trainer` queued (or those of `path` only) are written
     (no-op for other checkpoint IO)."""
-    checkpoint_io = getattr(trainer.strategy, "checkpoint_io", None)
-    if isinstance(checkpoint_io, BackgroundCheckpointIO):
+    checkpoint_io = background_checkpoint_io(trainer)
+    if checkpoint_io is not None:
         checkpoint_io.wait(path)

@@ -22,6 +22,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from rich.console import Console
 
+from seglab.checkpoint_io import background_checkpoint_io
 from seglab.compat import batch_index, mark_epoch_boundary
 from seglab.errors import TrainingDivergedError
 from seglab.tracking.logger import find_mlflow_logger
@@ -93,11 +94,23 @@ class RunGuard(pl.Callback):
     ) -> None:
         mark_epoch_boundary(checkpoint)
         logger = find_mlflow_logger(trainer)
-        if logger is not None:
+        if logger is None or not trainer.is_global_zero:  # other ranks log nothing
+            return
+        until_stored = logger.take_pending()
+
+        def wait_for_metrics() -> None:
             try:
-                logger.flush()
+                until_stored()
             except Exception as error:  # noqa: BLE001 - the checkpoint matters more than a metric
                 console.print(f"[yellow]warning:[/] MLflow could not take queued metrics: {error}")
+
+        # The checkpoint is written only after the metrics before it are stored; where a thread
+        # writes it, that thread waits for the store (a remote server: round trips), not training.
+        writer = background_checkpoint_io(trainer)
+        if writer is not None:
+            writer.before_next_write(wait_for_metrics)
+        else:
+            wait_for_metrics()
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException

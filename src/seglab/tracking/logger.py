@@ -6,7 +6,7 @@ import re
 import time
 import warnings
 from argparse import Namespace
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -126,13 +126,23 @@ class SeglabMLFlowLogger(MLFlowLogger):
             batch.append(Metric(key=name, value=value, timestamp=timestamp_ms, step=step or 0))
         self._log_batch(metrics=batch)
 
+    def take_pending(self) -> Callable[[], None]:
+        """The batches queued so far, detached from this logger: a function that waits until
+        they are stored (a store failure raises there), callable from any thread, e.g. the
+        checkpoint writer's before it writes."""
+        pending, self._pending = self._pending, []
+
+        def wait_until_stored() -> None:
+            for operations in pending:
+                operations.wait()
+
+        return wait_until_stored
+
     @rank_zero_only
     def flush(self) -> None:
-        """Wait until the metrics and params queued for asynchronous logging are stored (before
-        a checkpoint is written); a store failure raises here."""
-        pending, self._pending = self._pending, []
-        for operations in pending:
-            operations.wait()
+        """Wait until the metrics and params queued for asynchronous logging are stored; a
+        store failure raises here."""
+        self.take_pending()()
 
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
