@@ -167,3 +167,31 @@ def test_a_checkpoint_is_written_after_its_metrics_are_stored_without_training_w
     io.teardown()
     assert events == ["stored on MainThread", "stored on MainThread"]
     logger.finalize("success")
+
+
+def test_a_third_write_waits_for_the_oldest_so_copies_never_pile_up(tmp_path: Path) -> None:
+    """A disk or tracking store slower than the epochs slows training down: at most one
+    boundary's writes (best, last) are in flight, each holding a copy of the training state."""
+    release = threading.Event()
+
+    class Gated(DirectTorchCheckpointIO):
+        def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:  # noqa: ANN001
+            assert release.wait(timeout=60)
+            super().save_checkpoint(checkpoint, path, storage_options)
+
+    io = BackgroundCheckpointIO(Gated())
+    assert io.max_queued == 2
+    io.save_checkpoint({"epoch": 1}, tmp_path / "best.ckpt")
+    io.save_checkpoint({"epoch": 1}, tmp_path / "last.ckpt")  # both queued at once
+    third = threading.Thread(target=io.save_checkpoint, args=({"epoch": 2}, tmp_path / "best.ckpt"))
+    third.start()
+    third.join(timeout=0.5)
+    assert third.is_alive()  # waiting for room
+    release.set()
+    third.join(timeout=60)
+    assert not third.is_alive()
+    io.wait()
+    assert torch.load(tmp_path / "best.ckpt", weights_only=True)["epoch"] == 2
+    io.teardown()
+    with pytest.raises(ValueError, match="max_queued=0"):
+        BackgroundCheckpointIO(max_queued=0)

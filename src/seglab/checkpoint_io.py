@@ -76,8 +76,14 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
     one.
     """
 
-    def __init__(self, checkpoint_io: Any = None) -> None:
+    def __init__(self, checkpoint_io: Any = None, max_queued: int = 2) -> None:
         super().__init__(checkpoint_io if checkpoint_io is not None else DirectTorchCheckpointIO())
+        if max_queued < 1:
+            raise ValueError(f"max_queued={max_queued}: expected at least 1 write in flight")
+        # Writes in flight at most: an epoch boundary's two (best, last). The next boundary waits
+        # for the previous one's, so a slow disk or tracking store slows training down instead of
+        # piling up copies of the whole training state in memory, and checkpoints lag at most one.
+        self.max_queued = max_queued
         self._pending: list[tuple[str, Future]] = []  # (path, its write), in queue order
         self._before_write: list[Callable[[], None]] = []  # for the next write, in order
 
@@ -90,6 +96,9 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
     ) -> None:
         """Copy the tensors now (training goes on changing them), write them in the background."""
         self._raise_failed()
+        while len(self._pending) >= self.max_queued:
+            self._pending[0][1].exception()  # the oldest write done (a failure is raised below)
+            self._raise_failed()
         self._ensure_setup()
         assert self._executor is not None and self.checkpoint_io is not None
         copied = apply_to_collection(checkpoint, torch.Tensor, _copy)
