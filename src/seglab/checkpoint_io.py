@@ -32,6 +32,13 @@ def _copy(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().clone()
 
 
+def _after(tasks: list[Callable[[], None]], write: Callable[..., None], *args: Any) -> None:
+    """On the writer thread: `tasks` (before_next_write's), then `write(*args)`."""
+    for task in tasks:
+        task()
+    write(*args)
+
+
 def _key(path: str | os.PathLike) -> str:
     """One spelling per file ("a/./best.ckpt", Path("a/best.ckpt")), to match waits to writes."""
     return os.path.abspath(os.fspath(path))
@@ -103,21 +110,14 @@ class BackgroundCheckpointIO(AsyncCheckpointIO):
         assert self._executor is not None and self.checkpoint_io is not None
         copied = apply_to_collection(checkpoint, torch.Tensor, _copy)
         tasks, self._before_write = self._before_write, []
-        future = self._executor.submit(self._write, tasks, copied, path, storage_options)
+        write = self.checkpoint_io.save_checkpoint
+        future = self._executor.submit(_after, tasks, write, copied, path, storage_options)
         self._pending.append((_key(path), future))
 
     def before_next_write(self, task: Callable[[], None]) -> None:
         """Run `task` on the writer thread before the next checkpoint queued is written: the
         file appears only after it, and the training thread does not wait for it."""
         self._before_write.append(task)
-
-    def _write(
-        self, tasks: list[Callable[[], None]], checkpoint: dict[str, Any], path: Any, options: Any
-    ) -> None:
-        for task in tasks:
-            task()
-        assert self.checkpoint_io is not None
-        self.checkpoint_io.save_checkpoint(checkpoint, path, options)
 
     def wait(self, path: str | os.PathLike | None = None) -> None:
         """Block until every queued checkpoint (or only those of `path`, so a reader of best.ckpt

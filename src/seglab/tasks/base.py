@@ -93,7 +93,8 @@ class SegmentationTask(pl.LightningModule, ABC):
         # Epoch means of per-batch losses ("train/loss", "val/loss", ...): a step adds its value
         # by `log_epoch_mean` (what `self.log(on_epoch=True)` logs, at a fraction of its cost).
         self.epoch_means = EpochMeans()
-        # This training step's (loss, batch size) until on_train_batch_end logs it.
+        # This training step's (loss, batch size) until on_train_batch_end logs it (not that hook's
+        # `outputs["loss"]`: Lightning divides it by trainer.accumulate_grad_batches).
         self._step_loss: tuple[Tensor, int] | None = None
         # 8-bit images (training batches, data.normalize_on_device) → the network's floats.
         table = normalization_table(
